@@ -1,0 +1,45 @@
+"""cevnsjax: differentiable coherent elastic neutrino-nucleus scattering (CEvNS) in JAX.
+
+Quick start::
+
+    import numpy as np, cevnsjax as cj
+    cj.enable_x64()
+    kernels = cj.prepare("CsI", cj.PionDAR.coherent_csi_2017(), E_R_keV=np.linspace(1, 50, 100))
+    rate = cj.recoil_spectrum(cj.PhysicsParams(), kernels)   # events / (kg day keV)
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from .config import enable_x64, x64_enabled
+from .couplings import (B_MINUS_L, B_MINUS_LE_3LMU_PLUS_LTAU, COUPLING_PRESETS, UNIVERSAL, FixedCouplings,
+                        PDGRadiative, TreeLevel, ZPrimeCharges)
+from .formfactors import Helm, KleinNystrand, NoFormFactor, SymmetrizedFermi
+from .fluxes import BinnedFlux, CompositeSource, PionDAR, Source
+from .nuclei import Isotope, Target
+from .params import PhysicsParams
+from .rates import RateKernels, binned_rate, expected_counts, node_rates, prepare, recoil_spectrum
+from .xsec import CrossSectionModel, differential_cross_section, total_cross_section, weak_charge
+
+try:
+    __version__ = _version("cevnsjax")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.1.0"
+
+__all__ = [
+    "enable_x64", "x64_enabled",
+    "PhysicsParams", "CrossSectionModel",
+    "TreeLevel", "PDGRadiative", "FixedCouplings", "COUPLING_PRESETS", "ZPrimeCharges", "UNIVERSAL",
+    "B_MINUS_L", "B_MINUS_LE_3LMU_PLUS_LTAU",
+    "Helm", "KleinNystrand", "SymmetrizedFermi", "NoFormFactor",
+    "Isotope", "Target",
+    "Source", "CompositeSource", "PionDAR", "BinnedFlux",
+    "RateKernels", "prepare", "node_rates", "recoil_spectrum", "binned_rate", "expected_counts",
+    "differential_cross_section", "total_cross_section", "weak_charge",
+]
+
+try:
+    from .fluxes import Reactor, TabulatedFlux  # noqa: F401
+
+    __all__ += ["Reactor", "TabulatedFlux"]
+except ImportError:  # pragma: no cover
+    pass
