@@ -11,6 +11,9 @@ radii remain free parameters. What comes out is a :class:`RateKernels` pytree; t
 is cheap, jit-compiled once and differentiable in every parameter and in the per-component flux
 scales ``s_c`` (which is how binned fluxes and flux nuisances enter, linearly).
 
+The public functions are jit-compiled (once per kernel shape and ``by``); new parameter values
+never trigger a new trace.
+
 Units: E_R in keV at the interface (MeV inside), rates in events / (kg day keV) for spectra and
 events / (kg day) for bins.
 """
@@ -18,6 +21,7 @@ events / (kg day) for bins.
 from __future__ import annotations
 
 import math
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -211,6 +215,7 @@ def prepare(target: Target | str, source: Source, *, E_R_keV: Sequence[float] | 
     )
 
 
+@jax.jit
 def node_rates(params: PhysicsParams, kernels: RateKernels, flux_scale=None):
     """dR/dE_R [events/(kg day keV)] per component and isotope at the recoil nodes: (n_comp, n_iso, n_nodes)."""
     C_vec, C_sca, C_mag = coefficients(params, kernels.model, kernels.E_R_MeV, kernels.Z, kernels.N,
@@ -232,10 +237,14 @@ def node_rates(params: PhysicsParams, kernels: RateKernels, flux_scale=None):
 
 def _reduce(per_node, kernels, by):
     """Sum node contributions into output segments, keeping the axis named by ``by``."""
-    weighted = per_node * kernels.weight_keV  # (C, T, n)
-    n_out = kernels.n_out
-    seg = jax.vmap(lambda w, s: jax.ops.segment_sum(w.T, s, num_segments=n_out).T, in_axes=(1, 0), out_axes=1)
-    per = seg(weighted, kernels.segment)  # (C, T, n_out)
+    if kernels.kind == "points":  # nodes are the points themselves, weight 1
+        per = per_node
+    else:
+        weighted = per_node * kernels.weight_keV  # (C, T, n)
+        n_out = kernels.n_out
+        seg = jax.vmap(lambda w, s: jax.ops.segment_sum(w.T, s, num_segments=n_out, indices_are_sorted=True).T,
+                       in_axes=(1, 0), out_axes=1)
+        per = seg(weighted, kernels.segment)  # (C, T, n_out)
     if by is None:
         return per.sum(axis=(0, 1))
     if by == "isotope":
@@ -248,6 +257,7 @@ def _reduce(per_node, kernels, by):
     raise ValueError(f"by={by!r}; use None, 'isotope', 'component' or 'flavour' (6 rows: e, mu, tau, anti-e, anti-mu, anti-tau)")
 
 
+@partial(jax.jit, static_argnames="by")
 def recoil_spectrum(params: PhysicsParams, kernels: RateKernels, flux_scale=None, by=None):
     """dR/dE_R [events/(kg day keV)] at the prepared points; ``by`` keeps one axis."""
     if kernels.kind != "points":
@@ -255,6 +265,7 @@ def recoil_spectrum(params: PhysicsParams, kernels: RateKernels, flux_scale=None
     return _reduce(node_rates(params, kernels, flux_scale), kernels, by)
 
 
+@partial(jax.jit, static_argnames="by")
 def binned_rate(params: PhysicsParams, kernels: RateKernels, flux_scale=None, by=None):
     """Events / (kg day) in each prepared recoil bin; ``by`` keeps one axis."""
     if kernels.kind != "bins":
@@ -262,6 +273,7 @@ def binned_rate(params: PhysicsParams, kernels: RateKernels, flux_scale=None, by
     return _reduce(node_rates(params, kernels, flux_scale), kernels, by)
 
 
+@partial(jax.jit, static_argnames="by")
 def expected_counts(params: PhysicsParams, kernels: RateKernels, exposure_kg_day, flux_scale=None, by=None):
     """Expected events in each recoil bin for an exposure [kg day]."""
     return binned_rate(params, kernels, flux_scale, by) * exposure_kg_day

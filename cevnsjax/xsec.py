@@ -193,9 +193,12 @@ def coefficients(params: PhysicsParams, model: CrossSectionModel, E_R, Z, N, M, 
     diag_n = gn + jnp.diagonal(nsi_n)  # (3,)
     Q_diag = diag_p[ex] * ZF + jnp.broadcast_to(diag_n, (2, 3))[ex] * NF + qnu[None, :][ex] * zp
     # flavour-changing NSI: sum over beta != alpha of |(2eu+ed) Z F_p + (eu+2ed) N F_n|^2
+    # = ZF^2 sum_b a_ba^2 + 2 ZF NF sum_b a_ba b_ba + NF^2 sum_b b_ba^2 (a, b: off-diagonal parts)
     off = 1.0 - jnp.eye(3, dtype=dt)
-    Q_off = (nsi_p * off)[ex] * ZF + (nsi_n * off)[ex] * NF  # (3 beta, 3 alpha, *S)
-    C_vec = Q_diag**2 + jnp.sum(Q_off**2, axis=0)[None]
+    a, b = nsi_p * off, nsi_n * off
+    C_off = (jnp.sum(a * a, 0)[ex] * ZF**2 + 2.0 * jnp.sum(a * b, 0)[ex] * (ZF * NF)
+             + jnp.sum(b * b, 0)[ex] * NF**2)  # (3 alpha, *S)
+    C_vec = Q_diag**2 + C_off[None]
 
     cp, cn = SCALAR_CHARGES[model.scalar_charges]
     q_phi_over_gf = params.g_scalar**2 / G_F * (cp * ZF + cn * NF)  # [MeV^2]
