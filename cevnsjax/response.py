@@ -1,0 +1,285 @@
+"""Detector response as pure JAX functions: efficiencies, energy resolution, photo-electron statistics,
+arrival-time PDFs.
+
+Conventions: a response matrix ``M`` has shape (n_observed_bins, n_true_nodes); column j is the
+probability distribution of the observable for true value j, so ``counts = M @ (rate_j * weight_j)``.
+Energies in keV (keVee for ionisation/scintillation), photo-electrons (PE) as counts, times in us.
+
+Sources: COHERENT CsI 2017 data release (arXiv:1804.09459, coherent_parameters.yaml); COHERENT CsI
+2021 release (arXiv:2110.07730: effCoefficients.txt, Gamma PE smearing of the BarbeauGroup code);
+Dresden-II Ge resolution (Colaresi et al. arXiv:2202.09672 as coded in LeireLarizgoitia/Reactor_CEnuNS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import gammainc, gammaincc, ndtr
+
+from cevnsjax.quenching import _read_table
+
+__all__ = [
+    "Coherent2017Efficiency",
+    "Coherent2021Efficiency",
+    "TabulatedEfficiency",
+    "load_coherent_csi_2021_efficiency",
+    "load_efficiency_table",
+    "GeResolution",
+    "gaussian_bin_probabilities",
+    "smearing_matrix",
+    "poisson_pe_bin_probabilities",
+    "pe_smearing_matrix",
+    "gamma_pe_bin_probabilities",
+    "ArrivalTimePDF",
+    "load_arrival_time_pdf",
+    "time_window_fraction",
+    "time_bin_fractions",
+    "coherent_2021_time_efficiency",
+    "SIGMA_FLOOR",
+]
+
+#: Smallest Gaussian width used (same unit as the energies): keeps z and dP/dsigma finite in float32.
+SIGMA_FLOOR = 1e-9
+_MU_FLOOR = 1e-12  # smallest Poisson mean [PE]: d/dmu of the continuous CDF diverges at mu = 0
+
+
+def _meta(**kw):
+    return field(metadata=dict(static=True), **kw)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Efficiencies
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Coherent2017Efficiency:
+    """COHERENT CsI 2017 acceptance (coherent_parameters.yaml): eps = a/(1 + exp(-k (PE - x0))) H(PE).
+
+    H = 0 for PE < 5, 1/2 for 5 <= PE < 6, 1 above. a = 0.6655, k = 0.4942, x0 = 10.8507 (traced).
+    The release evaluates it at 1-PE bin centres (0.5, 1.5, ...). eps(10.5) = 0.30399.
+    """
+
+    a: float = 0.6655
+    k: float = 0.4942
+    x0: float = 10.8507
+
+    def __call__(self, PE):
+        PE = jnp.asarray(PE)
+        step = jnp.where(PE < 5.0, 0.0, jnp.where(PE < 6.0, 0.5, 1.0))
+        return self.a * jax.nn.sigmoid(self.k * (PE - self.x0)) * step
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Coherent2021Efficiency:
+    """COHERENT CsI 2021 energy efficiency (effCoefficients.txt): eps = a/(1 + exp(-b (PE - c))) + d.
+
+    Clipped at >= 0 and set to 0 above ``pe_max`` (static, 60 PE: the analysis ROI, as in the
+    BarbeauGroup code). Nominal (a, b, c, d) = (1.32045, 0.285979, 10.8646, -0.333322).
+    """
+
+    a: float = 1.32045
+    b: float = 0.285979
+    c: float = 10.8646
+    d: float = -0.333322
+    pe_max: float = _meta(default=60.0)
+
+    def __call__(self, PE):
+        PE = jnp.asarray(PE)
+        eff = jnp.maximum(self.a * jax.nn.sigmoid(self.b * (PE - self.c)) + self.d, 0.0)
+        return jnp.where(PE > self.pe_max, 0.0, eff)
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True, eq=False)
+class TabulatedEfficiency:
+    """Efficiency linearly interpolated in a table (x, eps); ``below`` (static) under the first node,
+    the last value above the last node (e.g. COHERENT LAr CENNS10AnlAEfficiency.txt, x in keVee)."""
+
+    x: np.ndarray
+    eff: np.ndarray
+    below: float = _meta(default=0.0)
+
+    def __call__(self, x):
+        return jnp.interp(jnp.asarray(x), jnp.asarray(self.x), jnp.asarray(self.eff), left=self.below)
+
+
+_EFF2021_NAMES = ("nominal", "plus1sigma", "minus1sigma")
+
+
+def load_coherent_csi_2021_efficiency(path, pe_max: float = 60.0) -> dict[str, Coherent2021Efficiency]:
+    """effCoefficients.txt: 3 rows of (a, b, c, d): nominal, +1 sigma, -1 sigma.
+
+    The file labels both systematic rows "+1 sigma"; the third (c = 11.88 PE, lower efficiency) is
+    taken as -1 sigma. Keys: "nominal", "plus1sigma", "minus1sigma".
+    """
+    t = _read_table(path, 4)
+    if t.shape[0] != 3:
+        raise ValueError(f"{path}: expected 3 coefficient rows (nominal, +1 sigma, -1 sigma), got {t.shape[0]}")
+    return {n: Coherent2021Efficiency(*map(float, r), pe_max=pe_max) for n, r in zip(_EFF2021_NAMES, t)}
+
+
+def load_efficiency_table(path, x_column: int = 0, eff_column: int = -1, below: float = 0.0) -> TabulatedEfficiency:
+    """A whitespace/CSV efficiency table -> TabulatedEfficiency (x strictly increasing, 0 <= eps <= 1)."""
+    t = _read_table(path, range(2, 20))
+    x, e = t[:, x_column], t[:, eff_column]
+    if np.any(np.diff(x) <= 0):
+        raise ValueError(f"{path}: column {x_column} must be strictly increasing")
+    if np.any((e < 0) | (e > 1)):
+        raise ValueError(f"{path}: efficiencies in column {eff_column} must lie in [0, 1]")
+    return TabulatedEfficiency(x, e, below)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Gaussian energy resolution
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class GeResolution:
+    """Ge ionisation resolution sigma(E) = sqrt(sigma_n^2 + F eps_pair E) [keV], E in keVee.
+
+    Dresden-II (Colaresi et al. 2022, analysis code of arXiv:2202.10829): sigma_n = 68.5 eV,
+    F = 0.11, eps_pair = 2.96 eV. sigma(1 keVee) = 70.84 eV. E < 0 is treated as 0.
+    """
+
+    sigma_noise_keV: float = 0.0685
+    fano: float = 0.11
+    eps_pair_keV: float = 2.96e-3
+
+    def __call__(self, E_keV):
+        s2 = self.sigma_noise_keV**2 + self.fano * self.eps_pair_keV * jnp.maximum(jnp.asarray(E_keV), 0.0)
+        return jnp.sqrt(jnp.maximum(s2, SIGMA_FLOOR**2))
+
+
+def gaussian_bin_probabilities(sigma, E_true, edges, renormalise_positive: bool = False):
+    """P(observed in [lo, hi) | E_true) = Phi((hi - E)/sigma) - Phi((lo - E)/sigma), shape (..., n_bins).
+
+    ``sigma`` broadcasts against ``E_true``; sigma is floored at SIGMA_FLOOR. With
+    ``renormalise_positive`` the Gaussian is truncated to observed >= 0 (divided by Phi(E/sigma)),
+    as in the later Dresden-II code; the default normalises over (-inf, inf).
+    """
+    E = jnp.asarray(E_true)
+    s = jnp.maximum(jnp.broadcast_to(jnp.asarray(sigma), E.shape), SIGMA_FLOOR)
+    edges = jnp.asarray(edges)
+    cdf = ndtr((edges - E[..., None]) / s[..., None])
+    p = cdf[..., 1:] - cdf[..., :-1]
+    if renormalise_positive:
+        p = p / jnp.maximum(ndtr(E / s), 1e-300 if p.dtype == jnp.float64 else 1e-30)[..., None]
+    return p
+
+
+def smearing_matrix(E_true_nodes, edges, sigma_fn, renormalise_positive: bool = False):
+    """Response matrix (n_bins, n_nodes): M[i, j] = P(bin i | E_j) with width sigma_fn(E_j).
+
+    ``sigma_fn``: callable E -> sigma (e.g. :class:`GeResolution`), differentiable in its parameters.
+    """
+    E = jnp.asarray(E_true_nodes)
+    return gaussian_bin_probabilities(sigma_fn(E), E, edges, renormalise_positive).T
+
+
+# ---------------------------------------------------------------------------------------------------
+# Photo-electron statistics
+
+
+def _poisson_cdf_below(x, mu):
+    """Continuous P(N < x) for N ~ Poisson(mu): gammaincc(x, mu) for x > 0, 0 for x <= 0.
+
+    Exact at integer x (P(N <= n) = Q(n + 1, mu)); differentiable in mu (mu floored at 1e-12).
+    """
+    pos = x > 0
+    return jnp.where(pos, gammaincc(jnp.where(pos, x, 1.0), mu), 0.0)
+
+
+def poisson_pe_bin_probabilities(mean_pe, pe_edges):
+    """P(lo <= N < hi) for N ~ Poisson(mean_pe), shape (..., n_bins); integer edges give exact sums
+    of the Poisson pmf, e.g. edges [n, n+1) give pmf(n). Non-integer edges interpolate the CDF
+    continuously (regularised upper incomplete gamma). Differentiable in mean_pe (light yield)."""
+    mu = jnp.asarray(mean_pe)
+    mu = jnp.where(mu > _MU_FLOOR, mu, _MU_FLOOR)[..., None]
+    cdf = _poisson_cdf_below(jnp.asarray(pe_edges), mu)
+    return cdf[..., 1:] - cdf[..., :-1]
+
+
+def pe_smearing_matrix(light_yield, E_ee_nodes, pe_edges):
+    """PE response (n_bins, n_nodes) for mean PE = light_yield [PE/keVee] x E_ee [keVee], Poisson.
+
+    COHERENT CsI 2017: light_yield = 13.348 PE/keVee (coherent_parameters.yaml).
+    """
+    return poisson_pe_bin_probabilities(light_yield * jnp.asarray(E_ee_nodes), pe_edges).T
+
+
+def gamma_pe_bin_probabilities(E_ee_keV, pe_edges, a: float = 0.0749, b: float = 9.56):
+    """COHERENT CsI 2021 PE smearing (BarbeauGroup chi2_pull_test cfuncs.c ``smear``), shape (..., n_bins):
+
+    PE ~ Gamma(shape = 1 + b E, rate = a (1 + b E)/E), E in keVee, a [keVee/PE], b [1/keVee];
+    mean E/a = 13.35 E PE. Differentiable in a and b. E is floored at 1e-12 keVee.
+    """
+    E = jnp.asarray(E_ee_keV)
+    E = jnp.where(E > 1e-12, E, 1e-12)[..., None]
+    shape = 1.0 + b * E
+    rate = a * shape / E
+    x = jnp.maximum(jnp.asarray(pe_edges), 0.0)
+    cdf = gammainc(shape, rate * x)
+    return cdf[..., 1:] - cdf[..., :-1]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Arrival times (pi-DAR)
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True, eq=False)
+class ArrivalTimePDF:
+    """Binned arrival-time PDF: bin edges [us] and probability per bin (uniform within a bin)."""
+
+    t_edges_us: np.ndarray
+    prob: np.ndarray
+
+    def cdf(self, t_us):
+        """Fraction arriving before t (piecewise linear, normalised to the total), differentiable in t."""
+        p = jnp.asarray(self.prob)
+        c = jnp.concatenate([jnp.zeros((1,), p.dtype), jnp.cumsum(p)])
+        return jnp.interp(jnp.asarray(t_us), jnp.asarray(self.t_edges_us), c / c[-1])
+
+
+def load_arrival_time_pdf(path) -> ArrivalTimePDF:
+    """COHERENT CsI 2017 arrivalTimePDF_*.txt: CSV (bin centre [us], probability per bin).
+
+    Bins must be equally spaced; edges are centres +- width/2 (0-12 us in 0.5 us bins).
+    """
+    t = _read_table(path, 2)
+    c, p = t[:, 0], t[:, 1]
+    if c.size < 2:
+        raise ValueError(f"{path}: need >= 2 time bins")
+    w = np.diff(c)
+    if np.any(w <= 0) or not np.allclose(w, w[0], rtol=1e-6):
+        raise ValueError(f"{path}: time bin centres must be equally spaced and increasing")
+    if np.any(p < 0):
+        raise ValueError(f"{path}: probabilities must be >= 0")
+    edges = np.concatenate([c - 0.5 * w[0], c[-1:] + 0.5 * w[0]])
+    return ArrivalTimePDF(edges, p)
+
+
+def time_window_fraction(pdf: ArrivalTimePDF, t_lo_us, t_hi_us):
+    """Fraction of the neutrinos arriving in [t_lo, t_hi) [us]; differentiable in the window edges.
+
+    COHERENT 2017 files, t < 6 us: prompt 1.00000, delayed 0.91479.
+    """
+    return pdf.cdf(t_hi_us) - pdf.cdf(t_lo_us)
+
+
+def time_bin_fractions(pdf: ArrivalTimePDF, t_edges_us):
+    """Fractions in consecutive time bins (n_bins,), e.g. the 0.5 us grid of the 2017 data."""
+    return jnp.diff(pdf.cdf(t_edges_us))
+
+
+def coherent_2021_time_efficiency(t_us, t0: float = 0.52, slope: float = 0.0494, t_max: float = 6.0):
+    """COHERENT CsI 2021 time efficiency (BarbeauGroup transform_functions/csi.py), t in us:
+    1 for t < t0, exp(-slope (t - t0)) for t0 <= t < t_max, 0 after."""
+    t = jnp.asarray(t_us)
+    return jnp.where(t < t0, 1.0, jnp.where(t < t_max, jnp.exp(-slope * jnp.maximum(t - t0, 0.0)), 0.0))
