@@ -18,6 +18,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True, help="output folder (created if missing)")
     d.add_argument("--points", type=int, default=200, help="recoil-energy points per spectrum (default 200)")
     d.set_defaults(func=_cmd_demo)
+
+    e = sub.add_parser("experiments", help="list the experiment presets")
+    e.set_defaults(func=_cmd_experiments)
+
+    pr = sub.add_parser("predict", help="expected counts per observable bin for a spec file or a preset")
+    pr.add_argument("spec", help="TOML specification file or preset name (see `cevnsjax experiments`)")
+    pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pr.set_defaults(func=_cmd_predict)
     return p
 
 
@@ -27,6 +35,61 @@ def _cmd_demo(args) -> int:
     paths = run_demo(args.out, n_points=args.points)
     for path in paths:
         print(path)
+    return 0
+
+
+def _cmd_experiments(args) -> int:
+    from .spec import load_spec, preset_names
+
+    for name in preset_names():
+        print(f"{name:18s} {load_spec(name).get('description', '')}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    import json
+
+    import numpy as np
+
+    from .experiment import FLAVOUR_ROWS, predict
+    from .spec import SpecError, experiment_from_spec, load_spec
+
+    try:
+        exp = experiment_from_spec(load_spec(args.spec))
+    except (SpecError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    pred = predict(exp.default_params(), exp.prepare())
+    edges = list(exp.observable.edges)
+    flav = {name: np.asarray(row).tolist() for name, row in zip(FLAVOUR_ROWS, pred.signal_by_flavour)
+            if float(np.sum(np.asarray(row))) > 0}
+    out = {
+        "experiment": exp.name, "description": exp.description, "observable": exp.observable.kind,
+        "unit": exp.observable.unit, "bin_edges": edges, "time_edges_us": exp.observable.time_edges_us,
+        "exposure_kg_day": exp.exposure_kg_day, "counts_unit": "expected events per bin for the exposure",
+        "signal": np.asarray(pred.signal).tolist(), "signal_by_flavour": flav,
+        "background": np.asarray(pred.background).tolist(), "total": np.asarray(pred.total).tolist(),
+        "totals": {"signal": float(np.sum(pred.signal)), "background": float(np.sum(pred.background)),
+                   "total": float(np.sum(pred.total))},
+    }
+    if exp.observed is not None:
+        out["observed"] = exp.observed.values.tolist()
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"# {exp.name}: {exp.description}")
+    print(f"# exposure {exp.exposure_kg_day:.6g} kg day; counts per bin; observable {exp.observable.kind}")
+    sig, bkg = np.asarray(pred.signal), np.asarray(pred.background)
+    if sig.ndim == 1:
+        print(f"{'lo':>10s} {'hi':>10s} {'signal':>12s} {'background':>12s} {'total':>12s}")
+        for i in range(sig.size):
+            print(f"{edges[i]:10.4g} {edges[i + 1]:10.4g} {sig[i]:12.5g} {bkg[i]:12.5g} {sig[i] + bkg[i]:12.5g}")
+    else:
+        print(f"# two-dimensional observable {sig.shape}: use --json for all bins; totals below")
+    t = out["totals"]
+    print(f"# totals: signal {t['signal']:.6g}  background {t['background']:.6g}  total {t['total']:.6g}")
+    for name, row in flav.items():
+        print(f"#   {name:10s} {float(np.sum(row)):.6g}")
     return 0
 
 

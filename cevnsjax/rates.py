@@ -67,6 +67,7 @@ class RateKernels:
     isotope_names: tuple = field(metadata=dict(static=True))
     kind: str = field(metadata=dict(static=True))  # 'points' or 'bins'
     grid_keV: tuple = field(metadata=dict(static=True))  # points, or bin edges
+    common_nodes: bool = field(default=False, metadata=dict(static=True))  # same E_R nodes for all isotopes
 
     @property
     def n_out(self) -> int:
@@ -86,7 +87,7 @@ jax.tree_util.register_dataclass(
     RateKernels,
     data_fields=["K", "E_R_MeV", "weight_keV", "segment", "Z", "N", "M_MeV", "rp0_fm", "rn0_fm"],
     meta_fields=["model", "component_names", "component_flavour", "component_antineutrino",
-                 "isotope_names", "kind", "grid_keV"],
+                 "isotope_names", "kind", "grid_keV", "common_nodes"],
 )
 
 
@@ -157,11 +158,13 @@ def _bin_nodes(edges_MeV, kinks_MeV, nodes_per_bin):
 
 def prepare(target: Target | str, source: Source, *, E_R_keV: Sequence[float] | None = None,
             bin_edges_keV: Sequence[float] | None = None, model: CrossSectionModel | None = None,
-            nodes_per_bin: int = 8) -> RateKernels:
+            nodes_per_bin: int = 8, common_nodes: bool = False) -> RateKernels:
     """Integrate the source over E_nu once, for spectra at ``E_R_keV`` or counts in ``bin_edges_keV``.
 
     Give exactly one of ``E_R_keV`` (points, for dR/dE_R) or ``bin_edges_keV`` (bins, for counts;
     Gauss-Legendre with ``nodes_per_bin`` nodes, split at the kinematic kinks of the source).
+    ``common_nodes`` puts the same recoil nodes under every isotope (split at the kinks of all of
+    them), so that per-node rates can be summed over isotopes before a detector response.
     """
     model = model or CrossSectionModel()
     if isinstance(target, str):
@@ -184,7 +187,11 @@ def prepare(target: Target | str, source: Source, *, E_R_keV: Sequence[float] | 
         if grid.size < 2 or np.any(np.diff(grid) <= 0):
             raise ValueError(f"bin_edges_keV must have >= 2 strictly increasing values, got {grid[:5]}...")
         kind = "bins"
-        nodes = [_bin_nodes(grid * KEV, _kink_energies(comps, M[t]), nodes_per_bin) for t in range(n_iso)]
+        if common_nodes:
+            kinks = np.unique(np.concatenate([_kink_energies(comps, m) for m in M]))
+            nodes = [_bin_nodes(grid * KEV, kinks, nodes_per_bin)] * n_iso
+        else:
+            nodes = [_bin_nodes(grid * KEV, _kink_energies(comps, M[t]), nodes_per_bin) for t in range(n_iso)]
         nodes = [(e, w / KEV, s) for e, w, s in nodes]  # weights in keV
     n_nodes = max(len(e) for e, _, _ in nodes)
     E_R = np.empty((n_iso, n_nodes))
@@ -212,6 +219,7 @@ def prepare(target: Target | str, source: Source, *, E_R_keV: Sequence[float] | 
         component_flavour=tuple(int(c.flavour) for c in comps),
         component_antineutrino=tuple(bool(c.antineutrino) for c in comps),
         isotope_names=target.names, kind=kind, grid_keV=tuple(float(g) for g in grid),
+        common_nodes=bool(common_nodes or kind == "points"),
     )
 
 

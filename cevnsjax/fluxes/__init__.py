@@ -1,10 +1,10 @@
 """Neutrino sources: reactor, pion decay at rest, binned and tabulated fluxes."""
 
-from ._base import CompositeSource, ContinuousComponent, LineComponent, Source, flavour_index
+from ._base import CompositeSource, ContinuousComponent, LineComponent, ScaledSource, Source, flavour_index
 from .binned import BinnedFlux
 from .pion_dar import PionDAR
 
-__all__ = ["Source", "CompositeSource", "ContinuousComponent", "LineComponent", "flavour_index",
+__all__ = ["Source", "CompositeSource", "ScaledSource", "ContinuousComponent", "LineComponent", "flavour_index",
            "BinnedFlux", "PionDAR"]
 
 try:  # modules written alongside; re-exported when present

@@ -1,0 +1,368 @@
+"""Experiments: target, exposure, source, detector response, binning, backgrounds and data, and the
+expected counts they predict.
+
+An :class:`Experiment` is a host-side, validated description (built from a TOML specification by
+:mod:`cevnsjax.spec` or in Python). ``experiment.prepare()`` does the one-time work -- the E_nu
+integral on a fine recoil grid, time fractions -- and returns a :class:`PreparedExperiment` pytree;
+then :func:`predict` maps an :class:`ExperimentParams` pytree (physics parameters, quenching and
+resolution models, efficiency, backgrounds, flux scales) to expected counts per observable bin.
+``predict`` is jit-compiled once per prepared experiment and differentiable in every traced field.
+
+Chain (REFERENCE §0): recoil nodes E_R (Gauss-Legendre in fine recoil bins, each carrying its
+counts) -> E_obs = E_R, or E_ee = Q(E_R) E_R [keVee], or the mean photoelectron number
+LY x E_ee -> response P(observed bin | E_obs) (Gaussian resolution, Poisson or Gamma PE statistics)
+-> efficiency in the observable -> arrival-time fractions (pion DAR) -> + backgrounds.
+Integrating over E_R nodes needs no Jacobian. Without resolution, counts in E_ee bins come from the
+cumulative recoil spectrum at E_R(E_ee edges) (exact Jacobian, differentiable in the quenching
+parameters; needs E_ee(E_R) monotonic: see :func:`cevnsjax.quenching.monotonic_threshold`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .backgrounds import total_background
+from .fluxes._base import Source
+from .nuclei import Target
+from .params import PhysicsParams
+from .quenching import E_R_from_Eee
+from .rates import RateKernels, node_rates, prepare as prepare_kernels
+from .response import ArrivalTimePDF, GeResolution, gamma_pe_bin_probabilities, gaussian_bin_probabilities, \
+    poisson_pe_bin_probabilities, time_bin_fractions
+from .xsec import CrossSectionModel
+
+__all__ = [
+    "OBSERVABLES", "RecoilGrid", "Observable", "Observed", "ExperimentParams", "Experiment",
+    "PreparedExperiment", "Prediction", "predict", "GaussianResolution", "PoissonPE", "GammaPE",
+]
+
+OBSERVABLES = ("E_R_keV", "E_ee_keV", "PE")
+FLAVOUR_ROWS = ("nu_e", "nu_mu", "nu_tau", "nubar_e", "nubar_mu", "nubar_tau")
+
+
+def _static(**kw):
+    return field(metadata=dict(static=True), **kw)
+
+
+# ----------------------------------------------------------------------------------- response models
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class GaussianResolution:
+    """Gaussian resolution sigma(E) = sqrt(sigma0^2 + (frac E)^2 + slope E) in the observable's unit."""
+
+    sigma0: float
+    frac: float = 0.0
+    slope: float = 0.0
+
+    def __call__(self, E):
+        E = jnp.maximum(jnp.asarray(E), 0.0)
+        return jnp.sqrt(self.sigma0**2 + (self.frac * E) ** 2 + self.slope * E)
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class PoissonPE:
+    """Photoelectron counting: N_PE ~ Poisson(light_yield [PE/keVee] x E_ee [keVee])."""
+
+    light_yield: float
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class GammaPE:
+    """COHERENT CsI 2021 PE smearing: Gamma with mean E_ee/a and shape 1 + b E_ee (see response.py)."""
+
+    a: float = 0.0749
+    b: float = 9.56
+
+
+def _bin_probabilities(resolution, E_obs, edges, renormalise_positive):
+    """P(observed bin | E_obs) with shape E_obs.shape + (n_bins,)."""
+    if isinstance(resolution, PoissonPE):
+        return poisson_pe_bin_probabilities(resolution.light_yield * E_obs, edges)
+    if isinstance(resolution, GammaPE):
+        return gamma_pe_bin_probabilities(E_obs, edges, resolution.a, resolution.b)
+    if isinstance(resolution, (GeResolution, GaussianResolution)) or callable(resolution):
+        return gaussian_bin_probabilities(resolution(E_obs), E_obs, edges, renormalise_positive)
+    raise TypeError(f"resolution of type {type(resolution).__name__} is not supported; use GeResolution, "
+                    "GaussianResolution, PoissonPE, GammaPE or a callable E -> sigma")
+
+
+# ----------------------------------------------------------------------------------- description
+@dataclass(frozen=True)
+class RecoilGrid:
+    """Fine log-spaced recoil binning for the response integral: ``n_bins`` bins from ``min_keV`` to ``max_keV``."""
+
+    min_keV: float
+    max_keV: float
+    n_bins: int = 300
+    nodes_per_bin: int = 4
+
+    def __post_init__(self):
+        if not (0 < self.min_keV < self.max_keV):
+            raise ValueError(f"recoil_grid: need 0 < min_keV < max_keV, got {self.min_keV}, {self.max_keV}")
+        if self.n_bins < 2 or self.nodes_per_bin < 1:
+            raise ValueError(f"recoil_grid: n_bins={self.n_bins} must be >= 2 and nodes_per_bin={self.nodes_per_bin} >= 1")
+
+    def edges(self) -> np.ndarray:
+        return np.geomspace(self.min_keV, self.max_keV, self.n_bins + 1)
+
+
+@dataclass(frozen=True)
+class Observable:
+    """What is binned: ``kind`` in OBSERVABLES, bin ``edges`` (keV, keVee or PE), optional arrival-time
+    bins [us] with a PDF per flux component name (pion DAR: prompt / delayed)."""
+
+    kind: str
+    edges: tuple
+    time_edges_us: tuple | None = None
+    time_pdfs: tuple = ()  # ((component name, ArrivalTimePDF), ...)
+    renormalise_positive: bool = False
+
+    def __post_init__(self):
+        if self.kind not in OBSERVABLES:
+            raise ValueError(f"observable kind={self.kind!r}; use one of {OBSERVABLES}")
+        e = np.asarray(self.edges, float)
+        if e.ndim != 1 or e.size < 2 or not np.all(np.isfinite(e)) or np.any(np.diff(e) <= 0):
+            raise ValueError(f"observable edges must be >= 2 finite, strictly increasing values, got {self.edges!r}")
+        object.__setattr__(self, "edges", tuple(map(float, e)))
+        if self.time_edges_us is not None:
+            t = np.asarray(self.time_edges_us, float)
+            if t.ndim != 1 or t.size < 2 or np.any(np.diff(t) <= 0):
+                raise ValueError("time_edges_us must be >= 2 strictly increasing times in microseconds")
+            object.__setattr__(self, "time_edges_us", tuple(map(float, t)))
+            if isinstance(self.time_pdfs, dict):
+                object.__setattr__(self, "time_pdfs", tuple(self.time_pdfs.items()))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        n = len(self.edges) - 1
+        return (n,) if self.time_edges_us is None else (n, len(self.time_edges_us) - 1)
+
+    @property
+    def unit(self) -> str:
+        return {"E_R_keV": "keVnr", "E_ee_keV": "keVee", "PE": "PE"}[self.kind]
+
+
+@dataclass(frozen=True, eq=False)
+class Observed:
+    """Measured values in the observable bins: counts (Poisson) or rates with errors (Gaussian)."""
+
+    values: np.ndarray
+    errors: np.ndarray | None = None
+    likelihood: str = "poisson"
+    label: str = ""
+
+    def __post_init__(self):
+        v = np.asarray(self.values, float)
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"observed values ({self.label}) contain NaN or inf")
+        object.__setattr__(self, "values", v)
+        if self.likelihood not in ("poisson", "gaussian"):
+            raise ValueError(f"likelihood={self.likelihood!r}; use 'poisson' (counts) or 'gaussian' (rates with errors)")
+        if self.likelihood == "poisson" and np.any(v < 0):
+            raise ValueError(f"observed counts ({self.label}) must be >= 0 for a Poisson likelihood")
+        if self.likelihood == "gaussian":
+            if self.errors is None:
+                raise ValueError(f"observed ({self.label}): a Gaussian likelihood needs errors")
+            e = np.asarray(self.errors, float)
+            if e.shape != v.shape or np.any(~np.isfinite(e)) or np.any(e <= 0):
+                raise ValueError(f"observed errors ({self.label}) must be finite, > 0 and shaped like the values {v.shape}")
+            object.__setattr__(self, "errors", e)
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class ExperimentParams:
+    """Everything ``predict`` depends on; every array leaf is differentiable.
+
+    physics: :class:`PhysicsParams`; flux_scale: one factor per flux component (ones = nominal);
+    quenching: a :mod:`cevnsjax.quenching` model (None for the E_R observable); resolution: a
+    Gaussian width model, PoissonPE or GammaPE (None = perfect resolution); efficiency: callable of
+    the observable at bin centres (None = 1); time_efficiency: callable of time [us] at time-bin
+    centres; backgrounds: tuple of :mod:`cevnsjax.backgrounds` models; signal_scale: overall factor.
+    """
+
+    physics: PhysicsParams
+    flux_scale: jax.Array
+    quenching: Any = None
+    resolution: Any = None
+    efficiency: Any = None
+    time_efficiency: Any = None
+    backgrounds: tuple = ()
+    signal_scale: jax.Array | float = 1.0
+
+    def replace(self, **kw) -> "ExperimentParams":
+        return dataclasses.replace(self, **kw)
+
+    def background(self, name: str):
+        for b in self.backgrounds:
+            if b.name == name:
+                return b
+        raise KeyError(f"no background named {name!r}; have {[b.name for b in self.backgrounds]}")
+
+    def replace_background(self, name: str, **fields) -> "ExperimentParams":
+        """A copy with fields of the background ``name`` changed (e.g. rate=...)."""
+        self.background(name)
+        bgs = tuple(dataclasses.replace(b, **fields) if b.name == name else b for b in self.backgrounds)
+        return dataclasses.replace(self, backgrounds=bgs)
+
+
+@dataclass(frozen=True, eq=False)
+class Experiment:
+    """A detector at a source with its response, binning, backgrounds and (optionally) data."""
+
+    name: str
+    target: str
+    mass_kg: float
+    live_days: float
+    source: Source
+    observable: Observable
+    recoil_grid: RecoilGrid | None
+    defaults: ExperimentParams
+    model: CrossSectionModel = field(default_factory=CrossSectionModel)
+    observed: Observed | None = None
+    description: str = ""
+
+    def __post_init__(self):
+        Target.from_formula(self.target)  # validates the formula
+        for k in ("mass_kg", "live_days"):
+            v = getattr(self, k)
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"{self.name}: {k}={v!r} must be finite and > 0")
+        if self.observable.kind != "E_R_keV" and self.defaults.quenching is None:
+            raise ValueError(f"{self.name}: observable {self.observable.kind!r} needs a quenching model")
+        if self.observable.kind == "PE" and self.defaults.resolution is None:
+            raise ValueError(f"{self.name}: a PE observable needs PoissonPE(light_yield) or GammaPE as resolution")
+        if self.observed is not None and self.observed.values.shape != self.observable.shape:
+            raise ValueError(f"{self.name}: observed values have shape {self.observed.values.shape}, "
+                             f"the observable has {self.observable.shape}")
+        if (self.observable.kind != "E_R_keV" or self.defaults.resolution is not None) and self.recoil_grid is None:
+            raise ValueError(f"{self.name}: a recoil_grid (min_keV, max_keV, n_bins) is needed for this response")
+
+    @property
+    def exposure_kg_day(self) -> float:
+        return float(self.mass_kg * self.live_days)
+
+    def default_params(self) -> ExperimentParams:
+        return self.defaults
+
+    def prepare(self) -> "PreparedExperiment":
+        """One-time work: kernels on the recoil grid and arrival-time fractions."""
+        obs = self.observable
+        direct = obs.kind == "E_R_keV" and self.defaults.resolution is None
+        edges = np.asarray(obs.edges) if direct else self.recoil_grid.edges()
+        npb = 8 if direct else self.recoil_grid.nodes_per_bin
+        kernels = prepare_kernels(self.target, self.source, bin_edges_keV=edges, model=self.model, nodes_per_bin=npb,
+                                  common_nodes=not direct)
+        edge_kernels = None
+        if not direct and self.defaults.resolution is None:  # cumulative method: densities at the fine edges
+            edge_kernels = prepare_kernels(self.target, self.source, E_R_keV=edges, model=self.model)
+        tf = None
+        if obs.time_edges_us is not None:
+            pdfs = dict(obs.time_pdfs)
+            missing = [n for n in kernels.component_names if n not in pdfs]
+            if missing:
+                raise ValueError(f"{self.name}: no arrival-time PDF for flux components {missing}; have {sorted(pdfs)}")
+            tf = np.stack([np.asarray(time_bin_fractions(pdfs[n], np.asarray(obs.time_edges_us)))
+                           for n in kernels.component_names])
+        return PreparedExperiment(
+            kernels=kernels, edge_kernels=edge_kernels, obs_edges=jnp.asarray(obs.edges), exposure_kg_day=jnp.asarray(self.exposure_kg_day),
+            time_fractions=None if tf is None else jnp.asarray(tf),
+            time_centres_us=None if tf is None else jnp.asarray(0.5 * (np.asarray(obs.time_edges_us[1:]) + np.asarray(obs.time_edges_us[:-1]))),
+            kind=obs.kind, direct=direct, renormalise_positive=obs.renormalise_positive,
+        )
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class PreparedExperiment:
+    """Kernels and static response data of an experiment (a pytree; see :func:`predict`)."""
+
+    kernels: RateKernels
+    edge_kernels: RateKernels | None
+    obs_edges: jax.Array
+    exposure_kg_day: jax.Array
+    time_fractions: jax.Array | None
+    time_centres_us: jax.Array | None
+    kind: str = _static()
+    direct: bool = _static()
+    renormalise_positive: bool = _static()
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Prediction:
+    """Expected counts per observable bin: signal, signal by flavour (6 rows: nu_e, nu_mu, nu_tau,
+    anti-nu_e, anti-nu_mu, anti-nu_tau), background and total."""
+
+    signal: jax.Array
+    signal_by_flavour: jax.Array
+    background: jax.Array
+    total: jax.Array
+
+
+def _signal_by_component(theta: ExperimentParams, prep: PreparedExperiment):
+    """Expected signal counts (n_comp, n_energy_bins) for the experiment's exposure."""
+    K = prep.kernels
+    per_node = node_rates(theta.physics, K, theta.flux_scale) * K.weight_keV  # (C, T, n) events/(kg day)
+    per_node = per_node * (prep.exposure_kg_day * theta.signal_scale)
+    edges = prep.obs_edges
+    n_bins = edges.shape[0] - 1
+    if prep.direct:
+        seg = jax.vmap(lambda w, s: jax.ops.segment_sum(w.T, s, num_segments=n_bins, indices_are_sorted=True).T,
+                       in_axes=(1, 0), out_axes=1)
+        return seg(per_node, K.segment).sum(axis=1)
+    # common recoil nodes for all isotopes: sum over isotopes first, then one response per node
+    per_node = per_node.sum(axis=1)  # (C, n)
+    E_R = K.E_R_MeV[0] * 1e3  # keV
+    E_obs = E_R if prep.kind == "E_R_keV" else theta.quenching.E_ee(E_R)
+    if theta.resolution is not None:
+        P = _bin_probabilities(theta.resolution, E_obs, edges, prep.renormalise_positive)  # (n, nb)
+        return per_node @ P
+    # perfect resolution in E_ee: the cumulative recoil spectrum, known at the fine edges with its
+    # derivative (the density), interpolated by cubic Hermite at E_R(E_ee edges): exact Jacobian,
+    # differentiable in the quenching parameters, O(h^4) away from kinematic kinks.
+    if prep.edge_kernels is None:
+        raise ValueError("this experiment was prepared with a resolution; pass a resolution model in theta")
+    fine = jnp.asarray(K.grid_keV)
+    nf = fine.shape[0] - 1
+    per_fine = jax.ops.segment_sum(per_node.T, K.segment[0], num_segments=nf, indices_are_sorted=True).T  # (C, nf)
+    cum = jnp.concatenate([jnp.zeros((per_fine.shape[0], 1), per_fine.dtype), jnp.cumsum(per_fine, -1)], -1)
+    dens = node_rates(theta.physics, prep.edge_kernels, theta.flux_scale).sum(axis=1)
+    dens = dens * (prep.exposure_kg_day * theta.signal_scale)  # (C, nf+1) counts per keV
+    x = E_R_from_Eee(theta.quenching, edges, float(K.grid_keV[0]), float(K.grid_keV[-1]))
+    i = jnp.clip(jnp.searchsorted(fine, jax.lax.stop_gradient(x), side="right") - 1, 0, nf - 1)
+    h = fine[i + 1] - fine[i]
+    t = (x - fine[i]) / h
+    h00, h10 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t
+    h01, h11 = -2 * t**3 + 3 * t**2, t**3 - t**2
+    at = h00 * cum[:, i] + h10 * h * dens[:, i] + h01 * cum[:, i + 1] + h11 * h * dens[:, i + 1]  # (C, nb+1)
+    return jnp.diff(at, axis=-1)
+
+
+@jax.jit
+def predict(theta: ExperimentParams, prep: PreparedExperiment) -> Prediction:
+    """Expected counts in every observable bin for parameters ``theta``."""
+    comp = _signal_by_component(theta, prep)  # (C, nE)
+    edges = prep.obs_edges
+    if theta.efficiency is not None:
+        comp = comp * theta.efficiency(0.5 * (edges[1:] + edges[:-1]))
+    if prep.time_fractions is not None:
+        tf = prep.time_fractions
+        if theta.time_efficiency is not None:
+            tf = tf * theta.time_efficiency(prep.time_centres_us)
+        comp = comp[:, :, None] * tf[:, None, :]
+    K = prep.kernels
+    idx = np.asarray(K.component_flavour) + 3 * np.asarray(K.component_antineutrino, int)
+    by_flavour = jax.ops.segment_sum(comp, idx, num_segments=6)
+    signal = comp.sum(axis=0)
+    bkg = total_background(theta.backgrounds, edges, prep.exposure_kg_day, signal.shape)
+    return Prediction(signal=signal, signal_by_flavour=by_flavour, background=bkg, total=signal + bkg)
