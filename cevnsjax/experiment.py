@@ -260,8 +260,9 @@ class Experiment:
         direct = obs.kind == "E_R_keV" and self.defaults.resolution is None
         edges = np.asarray(obs.edges) if direct else self.recoil_grid.edges()
         npb = 8 if direct else self.recoil_grid.nodes_per_bin
+        smeared = self.defaults.resolution is not None
         kernels = prepare_kernels(self.target, self.source, bin_edges_keV=edges, model=self.model, nodes_per_bin=npb,
-                                  common_nodes=not direct)
+                                  common_nodes=not direct, split_at_kinks=not smeared)
         edge_kernels = None
         if not direct and self.defaults.resolution is None:  # cumulative method: densities at the fine edges
             edge_kernels = prepare_kernels(self.target, self.source, E_R_keV=edges, model=self.model)

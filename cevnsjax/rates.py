@@ -158,13 +158,14 @@ def _bin_nodes(edges_MeV, kinks_MeV, nodes_per_bin):
 
 def prepare(target: Target | str, source: Source, *, E_R_keV: Sequence[float] | None = None,
             bin_edges_keV: Sequence[float] | None = None, model: CrossSectionModel | None = None,
-            nodes_per_bin: int = 8, common_nodes: bool = False) -> RateKernels:
+            nodes_per_bin: int = 8, common_nodes: bool = False, split_at_kinks: bool = True) -> RateKernels:
     """Integrate the source over E_nu once, for spectra at ``E_R_keV`` or counts in ``bin_edges_keV``.
 
     Give exactly one of ``E_R_keV`` (points, for dR/dE_R) or ``bin_edges_keV`` (bins, for counts;
     Gauss-Legendre with ``nodes_per_bin`` nodes, split at the kinematic kinks of the source).
     ``common_nodes`` puts the same recoil nodes under every isotope (split at the kinks of all of
-    them), so that per-node rates can be summed over isotopes before a detector response.
+    them), so that per-node rates can be summed over isotopes before a detector response;
+    ``split_at_kinks=False`` skips the splitting (for fine grids under a smearing response).
     """
     model = model or CrossSectionModel()
     if isinstance(target, str):
@@ -187,11 +188,12 @@ def prepare(target: Target | str, source: Source, *, E_R_keV: Sequence[float] | 
         if grid.size < 2 or np.any(np.diff(grid) <= 0):
             raise ValueError(f"bin_edges_keV must have >= 2 strictly increasing values, got {grid[:5]}...")
         kind = "bins"
+        kinks = (lambda m: _kink_energies(comps, m)) if split_at_kinks else (lambda m: np.empty(0))
         if common_nodes:
-            kinks = np.unique(np.concatenate([_kink_energies(comps, m) for m in M]))
-            nodes = [_bin_nodes(grid * KEV, kinks, nodes_per_bin)] * n_iso
+            all_kinks = np.unique(np.concatenate([kinks(m) for m in M]))
+            nodes = [_bin_nodes(grid * KEV, all_kinks, nodes_per_bin)] * n_iso
         else:
-            nodes = [_bin_nodes(grid * KEV, _kink_energies(comps, M[t]), nodes_per_bin) for t in range(n_iso)]
+            nodes = [_bin_nodes(grid * KEV, kinks(M[t]), nodes_per_bin) for t in range(n_iso)]
         nodes = [(e, w / KEV, s) for e, w, s in nodes]  # weights in keV
     n_nodes = max(len(e) for e, _, _ in nodes)
     E_R = np.empty((n_iso, n_nodes))

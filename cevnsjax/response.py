@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import gammainc, gammaincc, ndtr
+from jax.scipy.special import gammainc, gammaincc
 
 from cevnsjax.quenching import _read_table
 
@@ -156,6 +156,11 @@ class GeResolution:
         return jnp.sqrt(jnp.maximum(s2, SIGMA_FLOOR**2))
 
 
+def _normal_cdf(x):
+    """Phi(x) = erfc(-x/sqrt 2)/2: accurate in the lower tail, about 3x cheaper than ``ndtr`` on CPU."""
+    return 0.5 * jax.lax.erfc(-x * 0.7071067811865476)
+
+
 def gaussian_bin_probabilities(sigma, E_true, edges, renormalise_positive: bool = False):
     """P(observed in [lo, hi) | E_true) = Phi((hi - E)/sigma) - Phi((lo - E)/sigma), shape (..., n_bins).
 
@@ -166,10 +171,10 @@ def gaussian_bin_probabilities(sigma, E_true, edges, renormalise_positive: bool 
     E = jnp.asarray(E_true)
     s = jnp.maximum(jnp.broadcast_to(jnp.asarray(sigma), E.shape), SIGMA_FLOOR)
     edges = jnp.asarray(edges)
-    cdf = ndtr((edges - E[..., None]) / s[..., None])
+    cdf = _normal_cdf((edges - E[..., None]) / s[..., None])
     p = cdf[..., 1:] - cdf[..., :-1]
     if renormalise_positive:
-        p = p / jnp.maximum(ndtr(E / s), 1e-300 if p.dtype == jnp.float64 else 1e-30)[..., None]
+        p = p / jnp.maximum(_normal_cdf(E / s), 1e-300 if p.dtype == jnp.float64 else 1e-30)[..., None]
     return p
 
 
