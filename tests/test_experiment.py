@@ -129,8 +129,9 @@ def test_pe_observable_with_poisson_smearing_conserves_counts():
     d = Experiment("csi", "CsI", 14.6, 308.1, cj.PionDAR.coherent_csi_2017(),
                    Observable("E_R_keV", tuple(np.geomspace(0.5, 60.0, 301))), None, th.replace(resolution=None))
     ref = float(predict(d.defaults, d.prepare()).signal.sum())
-    # every recoil lands in some PE bin 0..399 (mean PE <= 70): Poisson probabilities sum to 1
-    np.testing.assert_allclose(pe, ref, rtol=1e-9)
+    # every recoil lands in some PE bin 0..399 (mean PE <= 70): Poisson probabilities sum to 1. The
+    # smeared path does not split recoil bins at the prompt-line edge (the direct one does): 1e-6.
+    np.testing.assert_allclose(pe, ref, rtol=1e-6)
 
 
 # ------------------------------------------------------------------------------- specifications

@@ -23,12 +23,17 @@ release grid (2-PE x 0.5-us cells) or a contiguous block of it:
   the ROI. **The release gives only shapes**; the normalisations 18.4 (BRN, +-25 %) and 5.6 (NIN,
   +-70 %) are those of the BarbeauGroup/chi2_pull_test fit framework (config/csi.json ``norms``),
   not a release file. Fixed templates (the efficiencies are taken to be included, as in that code).
+
+The spec has no key for an arrival-time efficiency, so ``load_2021`` also sets
+``defaults.time_efficiency = Coherent2021TimeEfficiency()`` (unless one is set already).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 
+import jax
 import numpy as np
 
 from ..backgrounds import Template
@@ -36,10 +41,10 @@ from ..data.coherent_csi_2017 import load_coherent_csi_2017
 from ..data.coherent_csi_2021 import ROI_PE_MAX as ROI21_PE_MAX, ROI_T_MAX_US as ROI21_T_MAX_US, \
     load_coherent_csi_2021
 from ..experiment import Experiment, Observed
-from ..response import Coherent2017Efficiency
+from ..response import Coherent2017Efficiency, coherent_2021_time_efficiency
 from ..spec import register_loader
 
-__all__ = ["load_2017", "load_2021", "prompt_neutron_grid_2017", "histogram_events", "rebin_pdf",
+__all__ = ["load_2017", "load_2021", "Coherent2021TimeEfficiency", "prompt_neutron_grid_2017", "histogram_events", "rebin_pdf",
            "BRN_NORM_2021", "NIN_NORM_2021", "TEMPLATES_2017", "TEMPLATES_2021"]
 
 #: expected BRN and NIN counts in the 2021 ROI (BarbeauGroup/chi2_pull_test config/csi.json "norms";
@@ -48,6 +53,20 @@ BRN_NORM_2021 = 18.4
 NIN_NORM_2021 = 5.6
 TEMPLATES_2017 = ("steady_state", "prompt_neutrons")
 TEMPLATES_2021 = ("steady_state", "brn", "nin")
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Coherent2021TimeEfficiency:
+    """CsI 2021 arrival-time efficiency as a pytree (t0, slope traced): 1 for t < t0,
+    exp(-slope (t - t0)) for t0 <= t < t_max, 0 after (BarbeauGroup transform_functions/csi.py)."""
+
+    t0: float = 0.52
+    slope: float = 0.0494
+    t_max: float = field(default=6.0, metadata=dict(static=True))
+
+    def __call__(self, t_us):
+        return coherent_2021_time_efficiency(t_us, self.t0, self.slope, self.t_max)
 
 
 def _slice(edges: np.ndarray, release: np.ndarray, what: str, name: str) -> slice:
@@ -79,9 +98,9 @@ def _template(name: str, scale: float, counts: np.ndarray) -> Template:
     return Template(scale, np.asarray(counts, float), name=name)
 
 
-def _with(experiment: Experiment, observed: Observed, templates: list) -> Experiment:
+def _with(experiment: Experiment, observed: Observed, templates: list, **params) -> Experiment:
     d = experiment.defaults
-    defaults = d.replace(backgrounds=tuple(d.backgrounds) + tuple(templates))
+    defaults = d.replace(backgrounds=tuple(d.backgrounds) + tuple(templates), **params)
     return dataclasses.replace(experiment, observed=observed, defaults=defaults)
 
 
@@ -172,4 +191,6 @@ def load_2021(path, spec: dict, experiment: Experiment, pending) -> Experiment:
         templates.append(_template(tname, scale, makers[tname]()))
     observed = Observed(histogram_events(d.c_pe, d.c_t_us, pe_edges, t_edges),
                         label="COHERENT CsI 2021 coincidence beam-on events")
-    return _with(experiment, observed, templates)
+    # the spec has no time-efficiency key: the 2021 analysis's is attached here unless one is set
+    t_eff = experiment.defaults.time_efficiency or Coherent2021TimeEfficiency()
+    return _with(experiment, observed, templates, time_efficiency=t_eff)
