@@ -14,11 +14,13 @@ from .config import enable_x64, x64_enabled
 from .couplings import (B_MINUS_L, B_MINUS_LE_3LMU_PLUS_LTAU, COUPLING_PRESETS, UNIVERSAL, FixedCouplings,
                         PDGRadiative, TreeLevel, ZPrimeCharges)
 from .formfactors import Helm, KleinNystrand, NoFormFactor, SymmetrizedFermi
-from .fluxes import BinnedFlux, CompositeSource, PionDAR, Source
+from .fluxes import BinnedFlux, CompositeSource, PionDAR, Reactor, ScaledSource, Source, TabulatedFlux
 from .nuclei import Isotope, Target
 from .params import PhysicsParams
 from .rates import RateKernels, binned_rate, expected_counts, node_rates, prepare, recoil_spectrum
 from .xsec import CrossSectionModel, differential_cross_section, total_cross_section, weak_charge
+from .experiment import Experiment, ExperimentParams, Observable, Observed, Prediction, RecoilGrid, predict
+from .spec import SpecError, experiment_from_spec, load_preset, load_spec, preset_names
 
 try:
     __version__ = _version("cevnsjax")
@@ -32,14 +34,9 @@ __all__ = [
     "B_MINUS_L", "B_MINUS_LE_3LMU_PLUS_LTAU",
     "Helm", "KleinNystrand", "SymmetrizedFermi", "NoFormFactor",
     "Isotope", "Target",
-    "Source", "CompositeSource", "PionDAR", "BinnedFlux",
+    "Source", "CompositeSource", "ScaledSource", "PionDAR", "BinnedFlux", "Reactor", "TabulatedFlux",
     "RateKernels", "prepare", "node_rates", "recoil_spectrum", "binned_rate", "expected_counts",
     "differential_cross_section", "total_cross_section", "weak_charge",
+    "Experiment", "ExperimentParams", "Observable", "Observed", "Prediction", "RecoilGrid", "predict",
+    "SpecError", "experiment_from_spec", "load_preset", "load_spec", "preset_names",
 ]
-
-try:
-    from .fluxes import Reactor, TabulatedFlux  # noqa: F401
-
-    __all__ += ["Reactor", "TabulatedFlux"]
-except ImportError:  # pragma: no cover
-    pass

@@ -6,11 +6,7 @@ from .pion_dar import PionDAR
 
 __all__ = ["Source", "CompositeSource", "ScaledSource", "ContinuousComponent", "LineComponent", "flavour_index",
            "BinnedFlux", "PionDAR"]
+from .reactor import Reactor
+from .tabulated import TabulatedFlux, read_two_column
 
-try:  # modules written alongside; re-exported when present
-    from .reactor import Reactor  # noqa: F401
-    from .tabulated import TabulatedFlux, read_two_column  # noqa: F401
-
-    __all__ += ["Reactor", "TabulatedFlux", "read_two_column"]
-except ImportError:  # pragma: no cover
-    pass
+__all__ += ["Reactor", "TabulatedFlux", "read_two_column"]
