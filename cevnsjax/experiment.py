@@ -125,8 +125,11 @@ class Observable:
     time_edges_us: tuple | None = None
     time_pdfs: tuple = ()  # ((component name, ArrivalTimePDF), ...)
     renormalise_positive: bool = False
+    efficiency_subbins: int = 1  # efficiency averaged over this many equal sub-bins of each bin
 
     def __post_init__(self):
+        if not isinstance(self.efficiency_subbins, int) or self.efficiency_subbins < 1:
+            raise ValueError(f"efficiency_subbins={self.efficiency_subbins!r} must be a positive integer")
         if self.kind not in OBSERVABLES:
             raise ValueError(f"observable kind={self.kind!r}; use one of {OBSERVABLES}")
         e = np.asarray(self.edges, float)
@@ -140,6 +143,13 @@ class Observable:
             object.__setattr__(self, "time_edges_us", tuple(map(float, t)))
             if isinstance(self.time_pdfs, dict):
                 object.__setattr__(self, "time_pdfs", tuple(self.time_pdfs.items()))
+
+    def response_edges(self) -> np.ndarray:
+        """Bin edges with every bin split into ``efficiency_subbins`` equal parts."""
+        e = np.asarray(self.edges)
+        s = self.efficiency_subbins
+        inner = e[:-1, None] + np.diff(e)[:, None] * (np.arange(s) / s)[None, :]
+        return np.append(inner.ravel(), e[-1])
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -186,7 +196,8 @@ class ExperimentParams:
     physics: :class:`PhysicsParams`; flux_scale: one factor per flux component (ones = nominal);
     quenching: a :mod:`cevnsjax.quenching` model (None for the E_R observable); resolution: a
     Gaussian width model, PoissonPE or GammaPE (None = perfect resolution); efficiency: callable of
-    the observable at bin centres (None = 1); time_efficiency: callable of time [us] at time-bin
+    the observable, applied at the centres of ``Observable.efficiency_subbins`` equal sub-bins of
+    each bin (None = 1); time_efficiency: callable of time [us] at time-bin
     centres; backgrounds: tuple of :mod:`cevnsjax.backgrounds` models; signal_scale: overall factor.
     """
 
@@ -258,7 +269,8 @@ class Experiment:
         """One-time work: kernels on the recoil grid and arrival-time fractions."""
         obs = self.observable
         direct = obs.kind == "E_R_keV" and self.defaults.resolution is None
-        edges = np.asarray(obs.edges) if direct else self.recoil_grid.edges()
+        resp_edges = obs.response_edges()
+        edges = resp_edges if direct else self.recoil_grid.edges()
         npb = 8 if direct else self.recoil_grid.nodes_per_bin
         smeared = self.defaults.resolution is not None
         kernels = prepare_kernels(self.target, self.source, bin_edges_keV=edges, model=self.model, nodes_per_bin=npb,
@@ -275,7 +287,8 @@ class Experiment:
             tf = np.stack([np.asarray(time_bin_fractions(pdfs[n], np.asarray(obs.time_edges_us)))
                            for n in kernels.component_names])
         return PreparedExperiment(
-            kernels=kernels, edge_kernels=edge_kernels, obs_edges=jnp.asarray(obs.edges), exposure_kg_day=jnp.asarray(self.exposure_kg_day),
+            kernels=kernels, edge_kernels=edge_kernels, obs_edges=jnp.asarray(obs.edges),
+            resp_edges=jnp.asarray(resp_edges), subbins=obs.efficiency_subbins, exposure_kg_day=jnp.asarray(self.exposure_kg_day),
             time_fractions=None if tf is None else jnp.asarray(tf),
             time_centres_us=None if tf is None else jnp.asarray(0.5 * (np.asarray(obs.time_edges_us[1:]) + np.asarray(obs.time_edges_us[:-1]))),
             kind=obs.kind, direct=direct, renormalise_positive=obs.renormalise_positive,
@@ -290,10 +303,12 @@ class PreparedExperiment:
     kernels: RateKernels
     edge_kernels: RateKernels | None
     obs_edges: jax.Array
+    resp_edges: jax.Array
     exposure_kg_day: jax.Array
     time_fractions: jax.Array | None
     time_centres_us: jax.Array | None
     kind: str = _static()
+    subbins: int = _static()
     direct: bool = _static()
     renormalise_positive: bool = _static()
 
@@ -315,7 +330,7 @@ def _signal_by_component(theta: ExperimentParams, prep: PreparedExperiment):
     K = prep.kernels
     per_node = node_rates(theta.physics, K, theta.flux_scale) * K.weight_keV  # (C, T, n) events/(kg day)
     per_node = per_node * (prep.exposure_kg_day * theta.signal_scale)
-    edges = prep.obs_edges
+    edges = prep.resp_edges
     n_bins = edges.shape[0] - 1
     if prep.direct:
         seg = jax.vmap(lambda w, s: jax.ops.segment_sum(w.T, s, num_segments=n_bins, indices_are_sorted=True).T,
@@ -352,10 +367,13 @@ def _signal_by_component(theta: ExperimentParams, prep: PreparedExperiment):
 @jax.jit
 def predict(theta: ExperimentParams, prep: PreparedExperiment) -> Prediction:
     """Expected counts in every observable bin for parameters ``theta``."""
-    comp = _signal_by_component(theta, prep)  # (C, nE)
-    edges = prep.obs_edges
+    comp = _signal_by_component(theta, prep)  # (C, nE x subbins)
     if theta.efficiency is not None:
-        comp = comp * theta.efficiency(0.5 * (edges[1:] + edges[:-1]))
+        r = prep.resp_edges
+        comp = comp * theta.efficiency(0.5 * (r[1:] + r[:-1]))
+    if prep.subbins > 1:
+        comp = comp.reshape(comp.shape[0], -1, prep.subbins).sum(-1)
+    edges = prep.obs_edges
     if prep.time_fractions is not None:
         tf = prep.time_fractions
         if theta.time_efficiency is not None:

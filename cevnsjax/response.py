@@ -38,6 +38,8 @@ __all__ = [
     "time_window_fraction",
     "time_bin_fractions",
     "coherent_2021_time_efficiency",
+    "Coherent2021TimeEfficiency",
+    "ConstantEfficiency",
     "SIGMA_FLOOR",
 ]
 
@@ -281,6 +283,31 @@ def time_window_fraction(pdf: ArrivalTimePDF, t_lo_us, t_hi_us):
 def time_bin_fractions(pdf: ArrivalTimePDF, t_edges_us):
     """Fractions in consecutive time bins (n_bins,), e.g. the 0.5 us grid of the 2017 data."""
     return jnp.diff(pdf.cdf(t_edges_us))
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class ConstantEfficiency:
+    """A constant efficiency ``value`` (traced) in the observable."""
+
+    value: float
+
+    def __call__(self, x):
+        return jnp.full(jnp.shape(x), 1.0) * self.value
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Coherent2021TimeEfficiency:
+    """CsI 2021 arrival-time efficiency as a pytree (t0, slope traced): 1 for t < t0,
+    exp(-slope (t - t0)) for t0 <= t < t_max, 0 after (BarbeauGroup transform_functions/csi.py)."""
+
+    t0: float = 0.52
+    slope: float = 0.0494
+    t_max: float = _meta(default=6.0)
+
+    def __call__(self, t_us):
+        return coherent_2021_time_efficiency(t_us, self.t0, self.slope, self.t_max)
 
 
 def coherent_2021_time_efficiency(t_us, t0: float = 0.52, slope: float = 0.0494, t_max: float = 6.0):

@@ -24,9 +24,11 @@ Schema (keys in brackets are optional)::
                 edges = [...]  or  bins = {start, stop, n, [spacing = "lin" | "log"]}
                 [recoil_grid = {min_keV, max_keV, [n_bins], [nodes_per_bin]}]
                 [time_edges_us = [...]]  [time_pdfs = {component = "path"}]  [truncate_at_zero = false]
+                [efficiency_subbins = 1]  (efficiency averaged over sub-bins of each bin)
       [detector.quenching]   model = "lindhard" | "modified_lindhard" | "constant" | "tabulated" | "polynomial"
       [detector.resolution]  model = "ge" | "gaussian" | "poisson_pe" | "gamma_pe"
       [detector.efficiency]  model = "coherent_2017" | "coherent_2021" | "tabulated" | "constant"
+      [detector.time_efficiency]  model = "coherent_2021"  [t0]  [slope]  [t_max]
     [[background]]  type = "flat" | "exponential" | "gaussian_line" | "template"  name = "..."  ...
     [data]      loader = "<registered name>"  path = "${CEVNSJAX_DATA}/..."
 """
@@ -52,8 +54,8 @@ from .formfactors import Helm, KleinNystrand, SymmetrizedFermi
 from .nuclei import ELEMENTS, parse_formula
 from .params import PhysicsParams
 from .quenching import ConstantQuenching, Lindhard, ModifiedLindhard, PolynomialLightYield, TabulatedQuenching
-from .response import Coherent2017Efficiency, Coherent2021Efficiency, GeResolution, load_arrival_time_pdf, \
-    load_efficiency_table
+from .response import Coherent2017Efficiency, Coherent2021Efficiency, Coherent2021TimeEfficiency, \
+    ConstantEfficiency, GeResolution, load_arrival_time_pdf, load_efficiency_table
 from .xsec import CrossSectionModel
 
 __all__ = ["SpecError", "load_spec", "experiment_from_spec", "DATA_LOADERS", "register_loader", "PRESET_DIR",
@@ -271,8 +273,10 @@ def _resolution(r: dict | None):
                             _num(r, "eps_pair_keV", where, default=2.96e-3))
     if model == "gaussian":
         _check_keys(r, where, ("model", "sigma0"), ("frac", "slope"))
-        return GaussianResolution(_num(r, "sigma0", where), _num(r, "frac", where, False, 0.0),
-                                  _num(r, "slope", where, False, 0.0))
+        vals = [_num(r, k, where, False, 0.0) for k in ("sigma0", "frac", "slope")]
+        if min(vals) < 0 or max(vals) == 0:
+            raise SpecError(f"{where}: sigma0, frac, slope = {vals} must be >= 0 and not all zero")
+        return GaussianResolution(*vals)
     if model == "poisson_pe":
         _check_keys(r, where, ("model", "light_yield"))
         return PoissonPE(_num(r, "light_yield", where))
@@ -293,10 +297,19 @@ def _efficiency(e: dict | None, base: Path):
         return Coherent2021Efficiency(**{k: float(e[k]) for k in ("a", "b", "c", "d", "pe_max") if k in e})
     if model == "constant":
         _check_keys(e, where, ("model", "value"))
-        v = _num(e, "value", where)
-        return lambda x, _v=v: jnp.full_like(jnp.asarray(x, float), _v)
+        return ConstantEfficiency(_num(e, "value", where))
     _check_keys(e, where, ("model", "path"), ("below",))
     return load_efficiency_table(expand_path(e["path"], f"{where}.path", base), below=float(e.get("below", 0.0)))
+
+
+def _time_efficiency(e: dict | None):
+    if e is None:
+        return None
+    where = "detector.time_efficiency"
+    _choice(e, "model", where, ("coherent_2021",))
+    _check_keys(e, where, ("model",), ("t0", "slope", "t_max"))
+    return Coherent2021TimeEfficiency(_num(e, "t0", where, default=0.52), _num(e, "slope", where, default=0.0494),
+                                      _num(e, "t_max", where, default=6.0))
 
 
 def _background(b: dict, i: int):
@@ -350,7 +363,8 @@ def experiment_from_spec(spec: dict, with_data: bool = True) -> Experiment:
 
     det = spec["detector"]
     _check_keys(det, "detector", ("observable",), ("edges", "bins", "recoil_grid", "time_edges_us", "time_pdfs",
-                                                   "truncate_at_zero", "quenching", "resolution", "efficiency"))
+                                                   "truncate_at_zero", "quenching", "resolution", "efficiency",
+                                                   "time_efficiency", "efficiency_subbins"))
     kind = _choice(det, "observable", "detector", ("E_R_keV", "E_ee_keV", "PE"))
     edges = _bins(det, "detector")
     grid = None
@@ -363,7 +377,11 @@ def experiment_from_spec(spec: dict, with_data: bool = True) -> Experiment:
     if "time_edges_us" in det:
         pdfs = det.get("time_pdfs", {})
         time_pdfs = tuple((k, load_arrival_time_pdf(expand_path(v, f"detector.time_pdfs.{k}", base))) for k, v in pdfs.items())
-    observable = Observable(kind, tuple(edges), det.get("time_edges_us"), time_pdfs, bool(det.get("truncate_at_zero", False)))
+    sub = det.get("efficiency_subbins", 1)
+    if not isinstance(sub, int) or sub < 1:
+        raise SpecError(f"detector.efficiency_subbins = {sub!r} must be a positive integer (sub-bins per bin)")
+    observable = Observable(kind, tuple(edges), det.get("time_edges_us"), time_pdfs,
+                            bool(det.get("truncate_at_zero", False)), sub)
     quench = _quenching(det["quenching"], tgt["formula"], base) if "quenching" in det else None
     backgrounds = [_background(b, i) for i, b in enumerate(spec.get("background", []))]
 
@@ -371,6 +389,7 @@ def experiment_from_spec(spec: dict, with_data: bool = True) -> Experiment:
     defaults = ExperimentParams(
         physics=PhysicsParams(), flux_scale=jnp.ones(n_comp), quenching=quench,
         resolution=_resolution(det.get("resolution")), efficiency=_efficiency(det.get("efficiency"), base),
+        time_efficiency=_time_efficiency(det.get("time_efficiency")),
         backgrounds=tuple(b for b in backgrounds if not isinstance(b, tuple)),
     )
     pending = [b for b in backgrounds if isinstance(b, tuple)]

@@ -215,3 +215,20 @@ def test_cli(capsys, data_dir):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0
+
+
+def test_efficiency_averaged_over_subbins():
+    # An efficiency that varies inside wide bins: with S sub-bins the bin counts converge to
+    # int eps(E) dN/dE dE as 1/S^2 (midpoint rule): S = 64 and 128 agree to 5e-4 (measured 1.8e-4),
+    # while the bin-centre value (S = 1) is off by more than 1%.
+    from cevnsjax.response import Coherent2021Efficiency
+
+    q = Lindhard(32, 72.63, k=0.157)
+    eff = Coherent2021Efficiency(a=1.0, b=30.0, c=0.25, d=0.0)  # steep logistic in keVee around 0.25
+    res = []
+    for s in (1, 64, 128):
+        obs = Observable("E_ee_keV", (0.15, 0.35, 0.55), efficiency_subbins=s)
+        ex = _exp(obs, q, resolution=GeResolution(), grid=RecoilGrid(0.2, 8.0, 200, 2))
+        res.append(np.asarray(predict(ex.defaults.replace(efficiency=eff), ex.prepare()).signal))
+    np.testing.assert_allclose(res[1], res[2], rtol=5e-4)
+    assert np.max(np.abs(res[0] / res[2] - 1)) > 1e-2

@@ -41,7 +41,7 @@ from ..data.coherent_csi_2017 import load_coherent_csi_2017
 from ..data.coherent_csi_2021 import ROI_PE_MAX as ROI21_PE_MAX, ROI_T_MAX_US as ROI21_T_MAX_US, \
     load_coherent_csi_2021
 from ..experiment import Experiment, Observed
-from ..response import Coherent2017Efficiency, coherent_2021_time_efficiency
+from ..response import Coherent2017Efficiency, Coherent2021TimeEfficiency
 from ..spec import register_loader
 
 __all__ = ["load_2017", "load_2021", "Coherent2021TimeEfficiency", "prompt_neutron_grid_2017", "histogram_events", "rebin_pdf",
@@ -53,20 +53,6 @@ BRN_NORM_2021 = 18.4
 NIN_NORM_2021 = 5.6
 TEMPLATES_2017 = ("steady_state", "prompt_neutrons")
 TEMPLATES_2021 = ("steady_state", "brn", "nin")
-
-
-@jax.tree_util.register_dataclass
-@dataclass(frozen=True)
-class Coherent2021TimeEfficiency:
-    """CsI 2021 arrival-time efficiency as a pytree (t0, slope traced): 1 for t < t0,
-    exp(-slope (t - t0)) for t0 <= t < t_max, 0 after (BarbeauGroup transform_functions/csi.py)."""
-
-    t0: float = 0.52
-    slope: float = 0.0494
-    t_max: float = field(default=6.0, metadata=dict(static=True))
-
-    def __call__(self, t_us):
-        return coherent_2021_time_efficiency(t_us, self.t0, self.slope, self.t_max)
 
 
 def _slice(edges: np.ndarray, release: np.ndarray, what: str, name: str) -> slice:
