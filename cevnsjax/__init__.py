@@ -21,6 +21,9 @@ from .rates import RateKernels, binned_rate, expected_counts, node_rates, prepar
 from .xsec import CrossSectionModel, differential_cross_section, total_cross_section, weak_charge
 from .experiment import Experiment, ExperimentParams, Observable, Observed, Prediction, RecoilGrid, predict
 from .spec import SpecError, experiment_from_spec, load_preset, load_spec, preset_names
+from .infer import HalfNormal, LogNormal, LogUniform, Normal, TruncatedNormal, Uniform, run_nuts
+from .model import Analysis, JointModel
+from .fit import minimize, profile
 
 try:
     __version__ = _version("cevnsjax")
@@ -39,4 +42,6 @@ __all__ = [
     "differential_cross_section", "total_cross_section", "weak_charge",
     "Experiment", "ExperimentParams", "Observable", "Observed", "Prediction", "RecoilGrid", "predict",
     "SpecError", "experiment_from_spec", "load_preset", "load_spec", "preset_names",
+    "Uniform", "LogUniform", "Normal", "TruncatedNormal", "HalfNormal", "LogNormal", "run_nuts",
+    "Analysis", "JointModel", "minimize", "profile",
 ]

@@ -1,0 +1,99 @@
+"""JointModel: one description drives NumPyro, the likelihood and fits; joint experiments."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import cevnsjax as cj
+from cevnsjax.backgrounds import Flat
+from cevnsjax.experiment import Experiment, ExperimentParams, Observable, Observed, RecoilGrid
+from cevnsjax.infer import LogNormal, Normal, Uniform
+from cevnsjax.model import Analysis, JointModel
+from cevnsjax.quenching import ModifiedLindhard
+from cevnsjax.response import GeResolution
+
+
+def _reactor_exp(name="ge", mass=5.0, days=200.0):
+    th = ExperimentParams(physics=cj.PhysicsParams(), flux_scale=jnp.ones(4),
+                          quenching=ModifiedLindhard(32, 72.63, k=0.157, q=0.0), resolution=GeResolution(0.03, 0.11, 2.96e-3),
+                          backgrounds=(Flat(2.0, name="flat"),))
+    return Experiment(name, "Ge", mass, days, cj.Reactor.conus(), Observable("E_ee_keV", tuple(np.linspace(0.15, 0.6, 16))),
+                      RecoilGrid(0.3, 3.0, 60, 2), th)
+
+
+@pytest.fixture(scope="module")
+def model():
+    ana = Analysis(_reactor_exp(), {"flux_norm": LogNormal(1.0, 0.05), "bkg.flat.rate": Uniform(0.0, 10.0)})
+    return JointModel([ana], shared={"sin2_theta_w": Uniform(0.1, 0.4)})
+
+
+def test_nll_is_deviance_and_minimum_at_truth_on_asimov(model):
+    truth = {"sin2_theta_w": 0.2386, "flux_norm": 1.0, "bkg.flat.rate": 2.0}
+    obs = model.asimov(truth)
+    # on Asimov data the deviance is zero at the truth and every constraint is at its centre
+    np.testing.assert_allclose(float(model.nll(truth, obs)), 0.0, atol=1e-9)
+    fit = model.fit(obs=obs, n_starts=3)
+    assert fit.converged
+    for k, v in truth.items():
+        np.testing.assert_allclose(fit.params[k], v, rtol=2e-4, atol=1e-6)
+
+
+def test_mle_matches_brute_force_grid(model):
+    # a Poisson realisation; fix the background, scan (sin2, flux_norm) on a grid and compare
+    truth = {"sin2_theta_w": 0.2386, "flux_norm": 1.0, "bkg.flat.rate": 2.0}
+    mu = model.asimov(truth)["ge"]
+    obs = {"ge": jnp.asarray(np.random.default_rng(3).poisson(np.asarray(mu)), float)}
+    fit = model.fit(obs=obs, fixed={"bkg.flat.rate": 2.0}, n_starts=3)
+    s = np.linspace(fit.params["sin2_theta_w"] - 0.02, fit.params["sin2_theta_w"] + 0.02, 41)
+    f = np.linspace(fit.params["flux_norm"] - 0.1, fit.params["flux_norm"] + 0.1, 41)
+    S, F = np.meshgrid(s, f, indexing="ij")
+    grid = jax.vmap(lambda a, b: model.nll({"sin2_theta_w": a, "flux_norm": b, "bkg.flat.rate": 2.0}, obs))(
+        jnp.asarray(S.ravel()), jnp.asarray(F.ravel()))
+    i = int(np.argmin(np.asarray(grid)))
+    # the grid minimum lies within one grid step of the MLE and is not below it
+    assert abs(S.ravel()[i] - fit.params["sin2_theta_w"]) <= s[1] - s[0]
+    assert abs(F.ravel()[i] - fit.params["flux_norm"]) <= f[1] - f[0]
+    assert float(grid[i]) >= fit.nll - 1e-9
+
+
+def test_numpyro_model_and_nll_agree(model):
+    # log density of the NumPyro model = -(nll) - priors' normalisation (+ Poisson factorials): the
+    # difference between two parameter points must agree with the nll difference for flat priors.
+    from numpyro.infer.util import log_density
+
+    obs = model.asimov({"sin2_theta_w": 0.2386, "flux_norm": 1.0, "bkg.flat.rate": 2.0})
+    a = {"sin2_theta_w": 0.23, "flux_norm": 1.0, "bkg.flat.rate": 2.0}
+    b = {"sin2_theta_w": 0.25, "flux_norm": 1.0, "bkg.flat.rate": 2.0}
+    la = log_density(model, (), {"obs": obs}, a)[0]
+    lb = log_density(model, (), {"obs": obs}, b)[0]
+    np.testing.assert_allclose(float(la - lb), float(model.nll(b, obs) - model.nll(a, obs)), rtol=1e-9)
+
+
+def test_joint_model_shares_physics_and_names_locals():
+    a1 = Analysis(_reactor_exp("ge1"), {"bkg.flat.rate": Uniform(0, 10)})
+    a2 = Analysis(_reactor_exp("ge2", mass=2.0), {"bkg.flat.rate": Uniform(0, 10)})
+    m = JointModel([a1, a2], shared={"g_zprime": Uniform(0, 1e-4)})
+    assert set(m.priors) == {"g_zprime", "ge1:bkg.flat.rate", "ge2:bkg.flat.rate"}
+    truth = {"g_zprime": 2e-5, "ge1:bkg.flat.rate": 1.0, "ge2:bkg.flat.rate": 3.0}
+    obs = m.asimov(truth)
+    np.testing.assert_allclose(float(m.nll(truth, obs)), 0.0, atol=1e-9)
+    assert float(m.nll({**truth, "g_zprime": 0.0}, obs)) > 0
+
+
+def test_bad_names_and_priors():
+    with pytest.raises(ValueError, match=r"unknown parameter 'sin2_thetaw'.*Did you mean 'sin2_theta_w'"):
+        JointModel([Analysis(_reactor_exp(), {})], shared={"sin2_thetaw": Uniform(0.1, 0.3)})
+    with pytest.raises(ValueError, match="lo < hi"):
+        Uniform(0.3, 0.1)
+    with pytest.raises(ValueError, match="prior kind"):
+        Analysis(_reactor_exp(), {"k": ("flat", 0, 1)})
+
+
+def test_nuts_recovers_truth_quickly(model):
+    obs = model.asimov({"sin2_theta_w": 0.2386, "flux_norm": 1.0, "bkg.flat.rate": 2.0})
+    res = model.sample(obs=obs, num_warmup=150, num_samples=150, num_chains=2, progress_bar=False,
+                       num_prior_samples=0, posterior_predictive=False)
+    post = res.groups["posterior"]
+    m, s = float(np.mean(post["sin2_theta_w"])), float(np.std(post["sin2_theta_w"]))
+    assert abs(m - 0.2386) < 3 * s  # Asimov truth within 3 posterior sigma
