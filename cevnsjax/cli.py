@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
@@ -14,9 +15,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cevnsjax", description="Differentiable CEvNS rates and inference in JAX")
     p.add_argument("--version", action="version", version=f"cevnsjax {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    d = sub.add_parser("demo", help="SM recoil spectra for CsI, Ge, Ar at a reactor and a pion-DAR source (PNG + CSV)")
+    d = sub.add_parser("demo", help="SM spectra (CsI, Ge, Ar; reactor and pion DAR) and a NUTS fit of a simulated reactor experiment")
     d.add_argument("--out", required=True, help="output folder (created if missing)")
     d.add_argument("--points", type=int, default=200, help="recoil-energy points per spectrum (default 200)")
+    d.add_argument("--num-samples", type=int, default=750)
+    d.add_argument("--num-warmup", type=int, default=500)
+    d.add_argument("--num-chains", type=int, default=4)
+    d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_cmd_demo)
 
     e = sub.add_parser("experiments", help="list the experiment presets")
@@ -32,9 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
-    paths = run_demo(args.out, n_points=args.points)
+    paths = run_demo(args.out, n_points=args.points, num_warmup=args.num_warmup, num_samples=args.num_samples,
+                     num_chains=args.num_chains, seed=args.seed)
     for path in paths:
         print(path)
+    print(open(Path(args.out) / "summary.txt").read())
     return 0
 
 
