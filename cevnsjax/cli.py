@@ -31,6 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("spec", help="TOML specification file or preset name (see `cevnsjax experiments`)")
     pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pr.set_defaults(func=_cmd_predict)
+
+    f = sub.add_parser("fit", help="maximum-likelihood fit or NUTS posterior of a spec or preset with data")
+    f.add_argument("spec", help="TOML specification file or preset name")
+    f.add_argument("--out", required=True, help="output folder")
+    f.add_argument("--method", choices=("nuts", "mle"), default="nuts")
+    f.add_argument("--prior", action="append", default=[], metavar="NAME=KIND:A:B",
+                   help="free parameter with its prior, e.g. q=uniform:-4e-4:2e-4 (repeatable; adds to [fit.priors])")
+    f.add_argument("--num-samples", type=int, default=1000)
+    f.add_argument("--num-warmup", type=int, default=500)
+    f.add_argument("--num-chains", type=int, default=4)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--asimov", action="store_true", help="fit Asimov data (the default prediction) instead of the data")
+    f.set_defaults(func=_cmd_fit)
     return p
 
 
@@ -97,6 +110,75 @@ def _cmd_predict(args) -> int:
     print(f"# totals: signal {t['signal']:.6g}  background {t['background']:.6g}  total {t['total']:.6g}")
     for name, row in flav.items():
         print(f"#   {name:10s} {float(np.sum(row)):.6g}")
+    return 0
+
+
+def _parse_prior(text: str):
+    from .spec import SpecError
+
+    if "=" not in text:
+        raise SpecError(f"--prior {text!r}: write NAME=KIND:A:B, e.g. q=uniform:-4e-4:2e-4")
+    name, rest = text.split("=", 1)
+    kind, *args = rest.split(":")
+    try:
+        return name, (kind, *map(float, args))
+    except ValueError:
+        raise SpecError(f"--prior {text!r}: the arguments after the kind must be numbers") from None
+
+
+def _default_priors(exp) -> dict:
+    """signal_scale ~ U(0, 5) and every background's amplitude-like field ~ U(0, 10 x default + 1)."""
+    from .parameters import _traced_fields
+
+    out = {"signal_scale": ("uniform", 0.0, 5.0)}
+    for b in exp.defaults.backgrounds:
+        for f in _traced_fields(b):
+            if f in ("rate", "rate0", "amplitude", "scale", "A", "B", "h_L1"):
+                v = abs(float(getattr(b, f)))
+                out[f"bkg.{b.name}.{f}"] = ("uniform", 0.0, 10.0 * v + 1.0)
+    return out
+
+
+def _cmd_fit(args) -> int:
+    import json
+
+    import numpy as np
+
+    from .model import Analysis, JointModel
+    from .spec import SpecError, experiment_from_spec, fit_priors, load_spec
+
+    try:
+        spec = load_spec(args.spec)
+        exp = experiment_from_spec(spec)
+        priors = fit_priors(spec) or _default_priors(exp)
+        priors.update(dict(_parse_prior(p) for p in args.prior))
+        model = JointModel([Analysis(exp, priors)])
+        obs = model.asimov() if args.asimov else model.observed()
+    except (SpecError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fit = model.fit(obs=obs, n_starts=4)
+    fit.save(str(out / "mle.json"))
+    print(fit)
+    if args.method == "nuts":
+        res = model.sample(obs=obs, num_warmup=args.num_warmup, num_samples=args.num_samples,
+                           num_chains=args.num_chains, seed=args.seed, init_values=dict(fit.params))
+        res.save(out / "posterior.nc")
+        res.plot_corner(out / "corner.png")
+        if len(exp.observable.shape) == 1:
+            res.plot_spectrum(out / "spectrum.png", edges=np.asarray(exp.observable.edges),
+                              xlabel=f"{exp.observable.kind}")
+        summary = res.summary()
+        (out / "summary.csv").write_text(summary.to_csv())
+        print(summary.to_string())
+        print(f"converged: {res.converged} (divergences: {res.num_divergences})")
+    report = {"experiment": exp.name, "method": args.method, "priors": {k: list(v) if isinstance(v, tuple) else str(v)
+                                                                       for k, v in priors.items()},
+              "mle": {k: float(np.asarray(v)) for k, v in fit.params.items()}, "minus2lnL": fit.minus2lnL,
+              "mle_converged": fit.converged}
+    (out / "fit.json").write_text(json.dumps(report, indent=2))
     return 0
 
 

@@ -31,6 +31,7 @@ Schema (keys in brackets are optional)::
       [detector.time_efficiency]  model = "coherent_2021"  [t0]  [slope]  [t_max]
     [[background]]  type = "flat" | "exponential" | "gaussian_line" | "template"  name = "..."  ...
     [data]      loader = "<registered name>"  path = "${CEVNSJAX_DATA}/..."
+    [fit.priors]  name = ["uniform", lo, hi] | ["normal", mu, sigma] | ...   (for ``cevnsjax fit``)
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from .response import Coherent2017Efficiency, Coherent2021Efficiency, Coherent20
     ConstantEfficiency, GeResolution, load_arrival_time_pdf, load_efficiency_table
 from .xsec import CrossSectionModel
 
-__all__ = ["SpecError", "load_spec", "experiment_from_spec", "DATA_LOADERS", "register_loader", "PRESET_DIR",
+__all__ = ["SpecError", "load_spec", "experiment_from_spec", "fit_priors", "DATA_LOADERS", "register_loader", "PRESET_DIR",
            "preset_names", "load_preset"]
 
 PRESET_DIR = Path(__file__).parent / "experiments"
@@ -146,6 +147,16 @@ def load_spec(path_or_name) -> dict:
         raise SpecError(f"{p}: not valid TOML: {err}") from None
     spec.setdefault("_base", str(p.parent))
     return spec
+
+
+def fit_priors(spec: dict) -> dict:
+    """The ``[fit.priors]`` table: parameter name -> prior spec (e.g. ``k = ["uniform", 0.1, 0.3]``)."""
+    fit = spec.get("fit", {})
+    _check_keys(fit, "fit", (), ("priors",))
+    priors = fit.get("priors", {})
+    if not isinstance(priors, dict):
+        raise SpecError("[fit.priors] must be a table of name = [kind, args...]")
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in priors.items()}
 
 
 def preset_names() -> list[str]:
@@ -339,7 +350,7 @@ def experiment_from_spec(spec: dict, with_data: bool = True) -> Experiment:
     spec = dict(spec)
     base = Path(spec.pop("_base", "."))
     _check_keys(spec, "spec", ("name", "target", "exposure", "source", "detector"),
-                ("description", "cross_section", "background", "data"))
+                ("description", "cross_section", "background", "data", "fit"))
     tgt = spec["target"]
     _check_keys(tgt, "target", ("formula", "mass_kg"))
     try:
