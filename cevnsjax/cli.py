@@ -44,6 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--asimov", action="store_true", help="fit Asimov data (the default prediction) instead of the data")
     f.set_defaults(func=_cmd_fit)
+
+    s = sub.add_parser("scan", help="Delta chi^2 over a grid of 1-3 parameters (chunked, sharded, resumable)")
+    s.add_argument("spec", help="TOML specification file or preset name")
+    s.add_argument("--param", action="append", required=True, metavar="NAME=lin|log:START:STOP:N",
+                   help="grid axis, e.g. g_zprime=log:1e-7:1e-4:100 (1-3 times)")
+    s.add_argument("--profile", default="", metavar="NAMES",
+                   help="comma-separated nuisances to profile (bounds from [fit.priors] / --prior)")
+    s.add_argument("--marginalise", action="store_true", help="marginalise the --profile nuisances (Laplace)")
+    s.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="hold a parameter at a value")
+    s.add_argument("--prior", action="append", default=[], metavar="NAME=KIND:A:B")
+    s.add_argument("--out", required=True, help="output folder (resumed if it holds a matching scan)")
+    s.add_argument("--chunk-size", type=int, default=4096)
+    s.add_argument("--asimov", action="store_true", help="scan Asimov data (the default prediction)")
+    s.add_argument("--float32", action="store_true", help="compute in float32 (GPU throughput)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_scan)
     return p
 
 
@@ -179,6 +195,71 @@ def _cmd_fit(args) -> int:
               "mle": {k: float(np.asarray(v)) for k, v in fit.params.items()}, "minus2lnL": fit.minus2lnL,
               "mle_converged": fit.converged}
     (out / "fit.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _cmd_scan(args) -> int:
+    import hashlib
+    import json
+
+    import jax.numpy as jnp
+    import numpy as np
+
+    from . import __version__
+    from .model import Analysis, JointModel
+    from .parameters import valid_names
+    from .scan import Grid, parse_axis, plot_exclusion, plot_scan, run_scan
+    from .spec import SpecError, experiment_from_spec, fit_priors, load_spec
+
+    try:
+        spec = load_spec(args.spec)
+        exp = experiment_from_spec(spec)
+        priors = fit_priors(spec)
+        priors.update(dict(_parse_prior(p) for p in args.prior))
+        names = [n for n in args.profile.split(",") if n]
+        missing = [n for n in names if n not in priors]
+        if missing:
+            raise SpecError(f"--profile {missing}: give their bounds with --prior NAME=uniform:LO:HI or in [fit.priors]")
+        model = JointModel([Analysis(exp, {n: priors[n] for n in names})])
+        valid = valid_names(exp.defaults, model.analyses[0].component_names)
+        grid = Grid([parse_axis(a, valid) for a in args.param])
+        fixed = {}
+        for f in args.fix:
+            k, _, v = f.partition("=")
+            fixed[k] = float(v)
+        obs = model.asimov() if args.asimov else model.observed()
+    except (SpecError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    start = model.init_values()
+    bounds = model.bounds()
+    profile = {n: (start[n], *bounds[n]) for n in names}
+    dtype = np.float32 if args.float32 else np.float64
+    obs = {k: jnp.asarray(v, dtype) for k, v in obs.items()}
+
+    def objective(values):
+        return 2.0 * model.nll(values, obs)
+
+    fp = hashlib.sha256(json.dumps([__version__, spec.get("name"), args.param, sorted(fixed.items()), names,
+                                    args.asimov, args.marginalise], default=str).encode()).hexdigest()[:16]
+    res = run_scan(objective, grid, fixed=fixed, profile=profile or None, chunk_size=args.chunk_size,
+                   out_dir=args.out, progress=not args.no_progress, dtype=dtype, fingerprint=fp,
+                   nuisance_mode="marginal" if args.marginalise else "profile")
+    ds = res.to_dataset() if hasattr(res, "to_dataset") else None
+    out = Path(args.out)
+    if len(grid.names) == 2 and ds is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        plot_scan(ds, ax=ax)
+        fig.savefig(out / "scan.png", dpi=120)
+        plt.close(fig)
+    best = res.best_fit()
+    print(f"scan of {exp.name}: {grid.size} points; best {best}")
+    print(f"results in {out}")
     return 0
 
 

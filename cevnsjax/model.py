@@ -143,9 +143,18 @@ class JointModel:
         return out
 
     def theta(self, a: Analysis, values: Mapping[str, object]):
-        """ExperimentParams of analysis ``a`` for site values (missing ones stay at their defaults)."""
-        local = {k: values[self.site(a, k)] for k in a.priors if self.site(a, k) in values}
-        local.update({k: values[k] for k in self.shared if k in values})
+        """ExperimentParams of analysis ``a`` for site values (missing ones stay at their defaults).
+
+        ``<experiment>:<name>`` goes to that experiment; an unprefixed name to every experiment.
+        """
+        local = {}
+        for k, v in values.items():
+            if self.multi and ":" in k:
+                exp_name, name = k.split(":", 1)
+                if exp_name == a.experiment.name:
+                    local[name] = v
+            else:  # a shared name, or any name of a single-experiment model (e.g. a scanned one)
+                local[k] = v
         return P.apply(a.experiment.defaults, local, a.component_names)
 
     def expected(self, values: Mapping[str, object]) -> dict:
