@@ -325,11 +325,32 @@ class Prediction:
     total: jax.Array
 
 
-def _signal_by_component(theta: ExperimentParams, prep: PreparedExperiment):
-    """Expected signal counts (n_comp, n_energy_bins) for the experiment's exposure."""
+def _flavour_rows(K) -> np.ndarray:
+    """Row of each flux component in the 6-row flavour table (nu_e, nu_mu, nu_tau, then anti)."""
+    return np.asarray(K.component_flavour) + 3 * np.asarray(K.component_antineutrino, int)
+
+
+def _signal_by_component(theta: ExperimentParams, prep: PreparedExperiment, group: bool = False):
+    """Expected signal counts (rows, n_energy_bins) for the experiment's exposure, and the flavour
+    row of each output row. Rows are the flux components, or (``group``) the flavours present:
+    components of one flavour share the response, so grouping them first saves work."""
     K = prep.kernels
     per_node = node_rates(theta.physics, K, theta.flux_scale) * K.weight_keV  # (C, T, n) events/(kg day)
     per_node = per_node * (prep.exposure_kg_day * theta.signal_scale)
+    rows = _flavour_rows(K)
+    onehot = None
+    if group:
+        present = np.unique(rows)
+        onehot = jnp.asarray((rows[None, :] == present[:, None]).astype(np.float64), per_node.dtype)  # (G, C)
+        per_node = jnp.einsum("gc,ctn->gtn", onehot, per_node)
+        rows = present
+    return _response(theta, prep, per_node, onehot), rows
+
+
+def _response(theta: ExperimentParams, prep: PreparedExperiment, per_node, onehot=None):
+    """Counts per node (rows, T, n) -> counts per response bin (rows, n_bins); ``onehot`` (rows, C)
+    maps flux components to rows when they were grouped."""
+    K = prep.kernels
     edges = prep.resp_edges
     n_bins = edges.shape[0] - 1
     if prep.direct:
@@ -353,6 +374,8 @@ def _signal_by_component(theta: ExperimentParams, prep: PreparedExperiment):
     per_fine = jax.ops.segment_sum(per_node.T, K.segment[0], num_segments=nf, indices_are_sorted=True).T  # (C, nf)
     cum = jnp.concatenate([jnp.zeros((per_fine.shape[0], 1), per_fine.dtype), jnp.cumsum(per_fine, -1)], -1)
     dens = node_rates(theta.physics, prep.edge_kernels, theta.flux_scale).sum(axis=1)
+    if onehot is not None:
+        dens = onehot @ dens
     dens = dens * (prep.exposure_kg_day * theta.signal_scale)  # (C, nf+1) counts per keV
     x = E_R_from_Eee(theta.quenching, edges, float(K.grid_keV[0]), float(K.grid_keV[-1]))
     i = jnp.clip(jnp.searchsorted(fine, jax.lax.stop_gradient(x), side="right") - 1, 0, nf - 1)
@@ -367,10 +390,13 @@ def _signal_by_component(theta: ExperimentParams, prep: PreparedExperiment):
 @jax.jit
 def predict(theta: ExperimentParams, prep: PreparedExperiment) -> Prediction:
     """Expected counts in every observable bin for parameters ``theta``."""
-    comp = _signal_by_component(theta, prep)  # (C, nE x subbins)
-    if theta.efficiency is not None:
-        r = prep.resp_edges
-        comp = comp * theta.efficiency(0.5 * (r[1:] + r[:-1]))
+    r = prep.resp_edges
+    eff = None if theta.efficiency is None else theta.efficiency(0.5 * (r[1:] + r[:-1]))
+    # flavour-grouped response unless a per-component efficiency or arrival time needs components
+    group = prep.time_fractions is None and (eff is None or jnp.ndim(eff) == 1)
+    comp, rows = _signal_by_component(theta, prep, group)  # (rows, nE x subbins)
+    if eff is not None:
+        comp = comp * eff
     if prep.subbins > 1:
         comp = comp.reshape(comp.shape[0], -1, prep.subbins).sum(-1)
     edges = prep.obs_edges
@@ -379,9 +405,7 @@ def predict(theta: ExperimentParams, prep: PreparedExperiment) -> Prediction:
         if theta.time_efficiency is not None:
             tf = tf * theta.time_efficiency(prep.time_centres_us)
         comp = comp[:, :, None] * tf[:, None, :]
-    K = prep.kernels
-    idx = np.asarray(K.component_flavour) + 3 * np.asarray(K.component_antineutrino, int)
-    by_flavour = jax.ops.segment_sum(comp, idx, num_segments=6)
+    by_flavour = jax.ops.segment_sum(comp, rows, num_segments=6)
     signal = comp.sum(axis=0)
     bkg = total_background(theta.backgrounds, edges, prep.exposure_kg_day, signal.shape)
     return Prediction(signal=signal, signal_by_flavour=by_flavour, background=bkg, total=signal + bkg)
