@@ -219,7 +219,7 @@ class JointModel:
         start = self.init_values()
         start.update(dict(init or {}))
         o = self.observed() if obs is None else obs
-        return minimize(lambda v, o: self.nll(v, o), start, o, bounds=self.bounds(), fixed=fixed, **kwargs)
+        return minimize(self.nll, start, o, bounds=self.bounds(), fixed=fixed, **kwargs)
 
     def sample(self, *, obs: Mapping | None = None, **kwargs):
         """NUTS over every free parameter; returns a PosteriorResult (see cevnsjax.infer.run_nuts)."""
