@@ -417,6 +417,32 @@ def _factor(R, n, beta, L, v_ref):
     return V, sc, A
 
 
+def _spd_solve(A, rhs):
+    """Solve A x = rhs for a small symmetric positive-definite A by an unrolled Cholesky factorisation.
+
+    Pure element-wise XLA (no LAPACK custom call): batched under nested vmap without the thread-pool
+    stall seen with batched ``jnp.linalg.solve`` inside vmap(vmap(jacfwd)) on CPU (jax 0.10).
+    Falls back to ``jnp.linalg.solve`` above 40 unknowns.
+    """
+    m = A.shape[-1]
+    if m > 40:
+        return jnp.linalg.solve(A, rhs)
+    Lc = [[None] * m for _ in range(m)]
+    for j in range(m):
+        d = A[..., j, j] - sum((Lc[j][k] ** 2 for k in range(j)), jnp.zeros_like(A[..., j, j]))
+        Lc[j][j] = jnp.sqrt(jnp.maximum(d, jnp.finfo(A.dtype).tiny))
+        for i in range(j + 1, m):
+            acc = sum((Lc[i][k] * Lc[j][k] for k in range(j)), jnp.zeros_like(A[..., i, j]))
+            Lc[i][j] = (A[..., i, j] - acc) / Lc[j][j]
+    y = []
+    for i in range(m):
+        y.append((rhs[..., i] - sum((Lc[i][k] * y[k] for k in range(i)), jnp.zeros_like(rhs[..., i]))) / Lc[i][i])
+    x = [None] * m
+    for i in reversed(range(m)):
+        x[i] = (y[i] - sum((Lc[k][i] * x[k] for k in range(i + 1, m)), jnp.zeros_like(y[i]))) / Lc[i][i]
+    return jnp.stack(x, -1)
+
+
 def tikhonov_estimate(R, h, b, n, beta, L, v_ref=None, refine: int = 2):
     """nu_hat = D^-1 K, D = 2(R^T V^-1 R + beta L^T L), K = 2 R^T V^-1 (n - h - b) (2302.10460; Cowan 11.5).
 
@@ -429,7 +455,7 @@ def tikhonov_estimate(R, h, b, n, beta, L, v_ref=None, refine: int = 2):
     grad = lambda nu: R.T @ ((y - R @ nu) / V) - beta * (L.T @ (L @ nu))
     nu = jnp.zeros(R.shape[1], R.dtype)
     for _ in range(1 + refine):
-        nu = nu + sc * jnp.linalg.solve(cf, sc * grad(nu))
+        nu = nu + sc * _spd_solve(cf, sc * grad(nu))
     return nu
 
 
