@@ -85,20 +85,23 @@ class GaussianLine(Background):
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True, eq=False)
 class Template(Background):
-    """``scale`` x ``template`` (counts per bin for the whole exposure; any observable shape)."""
+    """``scale`` x ``template`` (counts per bin for the whole exposure; any observable shape).
+
+    The template is an array leaf of the pytree (not static metadata: arrays have no simple
+    equality), never a fit parameter (:mod:`cevnsjax.parameters` exposes scalar fields only).
+    """
 
     scale: float
-    template: np.ndarray = _static()
+    template: np.ndarray
     name: str = _static(default="template")
 
     def __post_init__(self):
-        t = np.asarray(self.template, float)
-        if not np.all(np.isfinite(t)) or np.any(t < 0):
-            raise ValueError(f"background template {self.name!r} must be finite and >= 0 counts per bin")
-        object.__setattr__(self, "template", t)
-
-    def __hash__(self):
-        return hash((self.name, self.template.shape, self.template.tobytes()))
+        t = self.template
+        if isinstance(t, np.ndarray) or isinstance(t, (list, tuple)):
+            t = np.asarray(t, float)
+            if not np.all(np.isfinite(t)) or np.any(t < 0):
+                raise ValueError(f"background template {self.name!r} must be finite and >= 0 counts per bin")
+            object.__setattr__(self, "template", t)
 
     def counts(self, edges, exposure_kg_day):
         return self.scale * jnp.asarray(self.template)
