@@ -417,16 +417,13 @@ def _factor(R, n, beta, L, v_ref):
     return V, sc, A
 
 
-def _spd_solve(A, rhs):
-    """Solve A x = rhs for a small symmetric positive-definite A by an unrolled Cholesky factorisation.
-
-    Pure element-wise XLA (no LAPACK custom call): batched under nested vmap without the thread-pool
-    stall seen with batched ``jnp.linalg.solve`` inside vmap(vmap(jacfwd)) on CPU (jax 0.10).
-    Falls back to ``jnp.linalg.solve`` above 40 unknowns.
-    """
+def _spd_factor(A):
+    """Unrolled Cholesky factor (list of lists of batched scalars) of a small SPD matrix A, or None
+    above 40 unknowns. Pure element-wise XLA (no LAPACK custom call): batched LAPACK solves stalled
+    the CPU thread pool under vmap(vmap(jacfwd)) (jax 0.10)."""
     m = A.shape[-1]
     if m > 40:
-        return jnp.linalg.solve(A, rhs)
+        return None
     Lc = [[None] * m for _ in range(m)]
     for j in range(m):
         d = A[..., j, j] - sum((Lc[j][k] ** 2 for k in range(j)), jnp.zeros_like(A[..., j, j]))
@@ -434,6 +431,15 @@ def _spd_solve(A, rhs):
         for i in range(j + 1, m):
             acc = sum((Lc[i][k] * Lc[j][k] for k in range(j)), jnp.zeros_like(A[..., i, j]))
             Lc[i][j] = (A[..., i, j] - acc) / Lc[j][j]
+    return Lc
+
+
+def _spd_solve(A, rhs, Lc=None):
+    """Solve A x = rhs for a small SPD A (with its factor from :func:`_spd_factor` when given)."""
+    Lc = _spd_factor(A) if Lc is None else Lc
+    if Lc is None:
+        return jnp.linalg.solve(A, rhs)
+    m = len(Lc)
     y = []
     for i in range(m):
         y.append((rhs[..., i] - sum((Lc[i][k] * y[k] for k in range(i)), jnp.zeros_like(rhs[..., i]))) / Lc[i][i])
@@ -454,8 +460,9 @@ def tikhonov_estimate(R, h, b, n, beta, L, v_ref=None, refine: int = 2):
     y = n - h - b
     grad = lambda nu: R.T @ ((y - R @ nu) / V) - beta * (L.T @ (L @ nu))
     nu = jnp.zeros(R.shape[1], R.dtype)
+    Lc = _spd_factor(cf)
     for _ in range(1 + refine):
-        nu = nu + sc * _spd_solve(cf, sc * grad(nu))
+        nu = nu + sc * _spd_solve(cf, sc * grad(nu), Lc)
     return nu
 
 

@@ -109,6 +109,12 @@ def limits_from_scan(grid, chi2, chi2_min, g_best, chi2_fn, n_bisect=10):
     """90 % CL allowed intervals in g (Delta chi^2 < 2.71; ends refined by bisection in log g) and the upper limit
     (the largest allowed coupling: the top of the highest interval; for the Z' this can be the top of the
     sign-flipped island above an excluded gap)."""
+    # the refined best fit joins the grid, so an allowed interval exists even when the minimum lies
+    # between coarse grid points (every grid point then has Delta chi^2 > 2.71)
+    grid, chi2 = np.asarray(grid, float), np.asarray(chi2, float)
+    if g_best is not None and np.isfinite(g_best) and grid[0] < g_best < grid[-1]:
+        k = int(np.searchsorted(grid, g_best))
+        grid, chi2 = np.insert(grid, k, g_best), np.insert(chi2, k, chi2_min)
     d = chi2 - chi2_min
     lg = np.log10(grid)
     ok = d < CL90
