@@ -87,6 +87,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._linalg import small_solve
+
 __all__ = [
     "Axis", "Grid", "parse_axis", "ScanResult", "ScanMismatchError", "run_scan", "load_scan",
     "confidence_threshold", "contours", "exclusion_curve", "plot_scan", "plot_exclusion",
@@ -264,7 +266,7 @@ def _newton(f, x0, lo, hi, n_iter, lam0=1e-3):
         g, H, free = system(x)
         d = jnp.abs(jnp.diagonal(H))
         d = jnp.maximum(d, 1e-12 * jnp.max(d) + jnp.finfo(x.dtype).tiny)
-        step = jnp.linalg.solve(H + lam * jnp.diag(d), -g)
+        step = small_solve(H + lam * jnp.diag(d), -g)
         xn = jnp.clip(x + jnp.where(free, step, 0.0), lo, hi)
         fn = f(xn)
         ok = jnp.isfinite(fn) & (fn <= fx) & jnp.all(jnp.isfinite(xn))
@@ -277,7 +279,7 @@ def _newton(f, x0, lo, hi, n_iter, lam0=1e-3):
     st = (x0, f(x0), jnp.asarray(lam0, x0.dtype))
     x, fx, _ = jax.lax.fori_loop(0, n_iter, body, st)
     g, H, free = system(x)
-    dec = g @ jnp.linalg.solve(H, g)
+    dec = g @ small_solve(H, g)
     return x, fx, dec, H, free
 
 
