@@ -20,6 +20,7 @@ events / (kg day) for bins.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from functools import partial
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ class RateKernels:
     def astype(self, dtype) -> "RateKernels":
         """Kernels with floating arrays cast to ``dtype`` (e.g. float32 for GPUs)."""
         cast = {k: jnp.asarray(getattr(self, k), dtype) for k in ("K", "E_R_MeV", "weight_keV", "Z", "N", "M_MeV", "rp0_fm", "rn0_fm")}
-        return _replace(self, **cast)
+        return dataclasses.replace(self, **cast)
 
 
 jax.tree_util.register_dataclass(
@@ -89,12 +90,6 @@ jax.tree_util.register_dataclass(
     meta_fields=["model", "component_names", "component_flavour", "component_antineutrino",
                  "isotope_names", "kind", "grid_keV", "common_nodes"],
 )
-
-
-def _replace(obj, **kw):
-    import dataclasses
-
-    return dataclasses.replace(obj, **kw)
 
 
 def _check_grid(name: str, values) -> np.ndarray:

@@ -13,6 +13,7 @@ with G(h, c, w) = h exp(-(E - c)^2 / 2w^2) evaluated at bin centres and h_M = 0.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import jax
@@ -66,10 +67,4 @@ def load_into(path, spec: dict, experiment: Experiment, pending) -> Experiment:
                    "Dresden-II Rx-ON, counts/day per 10 eV bin")
     # the published background model with the fit's starting values (DRESDEN_II.md §3); fits free them
     bgs = tuple(b for b in experiment.defaults.backgrounds if b.name != "dresden_ii") + (DresdenIIBackground(),)
-    return _replace(experiment, observed=obs, defaults=experiment.defaults.replace(backgrounds=bgs))
-
-
-def _replace(obj, **kw):
-    import dataclasses
-
-    return dataclasses.replace(obj, **kw)
+    return dataclasses.replace(experiment, observed=obs, defaults=experiment.defaults.replace(backgrounds=bgs))
