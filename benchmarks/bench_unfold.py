@@ -19,7 +19,7 @@ from cevnsjax.datapath import data_dir
 def main():
     cj.enable_x64()
     dd = data_dir(required=True)
-    betas = np.geomspace(1e-4, 1e4, 100)
+    betas = np.geomspace(*U.DEFAULT_BETA_RANGE, 100)
     for s in (1, 2, 3):
         t0 = time.perf_counter()
         p = U.build_problem(s, data_dir=dd)

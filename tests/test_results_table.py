@@ -87,3 +87,5 @@ def test_headline_physics(fresh):
     for s in (1, 2):
         assert 1.0 < v[f"unfold_s{s}"]["value"] < 2.0                   # a meaningful upper bound
     assert v["unfold_s3"]["value"] > 3.0                               # beta ~ 20 separates the capture branch
+    assert v["unfold_s3"]["extra"]["z_physical"] < 1.5                 # ... the physical beta does not:
+    assert v["unfold_s3"]["extra"]["bins_overlapping_physical"] == 10  # the bands overlap in every bin
