@@ -231,7 +231,7 @@ def _cmd_scan(args) -> int:
         if missing:
             raise SpecError(f"--profile {missing}: give their bounds with --prior NAME=uniform:LO:HI or in [fit.priors]")
         model = JointModel([Analysis(exp, {n: priors[n] for n in names})])
-        valid = valid_names(exp.defaults, model.analyses[0].component_names)
+        valid = valid_names(exp.defaults, model.analyses[0].component_names, exp)
         grid = Grid([parse_axis(a, valid) for a in args.param])
         fixed = {}
         for f in args.fix:

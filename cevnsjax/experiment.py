@@ -12,9 +12,13 @@ Chain (REFERENCE §0): recoil nodes E_R (Gauss-Legendre in fine recoil bins, eac
 counts) -> E_obs = E_R, or E_ee = Q(E_R) E_R [keVee], or the mean photoelectron number
 LY x E_ee -> response P(observed bin | E_obs) (Gaussian resolution, Poisson or Gamma PE statistics)
 -> efficiency in the observable -> arrival-time fractions (pion DAR) -> + backgrounds.
-Integrating over E_R nodes needs no Jacobian. Without resolution, counts in E_ee bins come from the
-cumulative recoil spectrum at E_R(E_ee edges) (exact Jacobian, differentiable in the quenching
-parameters; needs E_ee(E_R) monotonic: see :func:`cevnsjax.quenching.monotonic_threshold`).
+Integrating over E_R nodes needs no Jacobian. With ``Observable(smearing="grid")`` the response of
+the experiment's default resolution is tabulated once by ``prepare()`` on a uniform grid in E_obs and
+each node is deposited on the 2 grid points around it (cubic Hermite weights, :func:`grid_deposit`):
+the quenching parameters stay free, the resolution parameters are frozen (Dresden-II: 4x faster).
+Without resolution, counts in E_ee bins come from the cumulative recoil spectrum at E_R(E_ee edges)
+(exact Jacobian, differentiable in the quenching parameters; needs E_ee(E_R) monotonic: see
+:func:`cevnsjax.quenching.monotonic_threshold`).
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ from .nuclei import Target
 from .params import PhysicsParams
 from .quenching import E_R_from_Eee
 from .rates import RateKernels, node_rates, prepare as prepare_kernels
-from .response import ArrivalTimePDF, GeResolution, gamma_pe_bin_probabilities, gaussian_bin_probabilities, \
-    poisson_pe_bin_probabilities, time_bin_fractions
+from .response import ArrivalTimePDF, GeResolution, choose_smearing_grid, gamma_pe_bin_probabilities, \
+    gaussian_bin_probabilities, grid_deposit, poisson_pe_bin_probabilities, time_bin_fractions
 from .xsec import CrossSectionModel
 
 __all__ = [
@@ -44,6 +48,9 @@ __all__ = [
 ]
 
 OBSERVABLES = ("E_R_keV", "E_ee_keV", "PE")
+SMEARING = ("exact", "grid")
+#: absolute error allowed on every interpolated P(bin | E_obs) when smearing = "grid" picks its own step
+GRID_SMEARING_TOL = 1e-7
 FLAVOUR_ROWS = ("nu_e", "nu_mu", "nu_tau", "nubar_e", "nubar_mu", "nubar_tau")
 
 
@@ -95,6 +102,39 @@ def _bin_probabilities(resolution, E_obs, edges, renormalise_positive):
                     "GaussianResolution, PoissonPE, GammaPE or a callable E -> sigma")
 
 
+_GRID_RESOLUTIONS = (GeResolution, GaussianResolution, PoissonPE, GammaPE)
+_bin_probabilities_jit = jax.jit(_bin_probabilities, static_argnums=3)  # grid tables: compiled once per shape
+
+
+@jax.custom_jvp
+def _frozen_guard(counts, leaves, ref):
+    same = jnp.all(jnp.stack([jnp.all(a == b) for a, b in zip(leaves, ref)]))
+    return jnp.where(same, counts, jnp.nan)
+
+
+@partial(_frozen_guard.defjvp, symbolic_zeros=True)
+def _frozen_guard_jvp(primals, tangents):
+    counts, leaves, ref = primals
+    dc, dl, _ = tangents
+    out = _frozen_guard(counts, leaves, ref)
+    dc = jnp.zeros_like(out) if isinstance(dc, jax.custom_derivatives.SymbolicZero) else dc
+    # a derivative along a frozen resolution parameter does not exist on this path: NaN, not a silent 0
+    live = [jnp.sum(d) for d in dl if not isinstance(d, jax.custom_derivatives.SymbolicZero)]
+    if live:
+        dc = dc + jnp.nan * sum(live)
+    return out, dc
+
+
+def _frozen_resolution(counts, resolution, reference):
+    """``counts`` if ``resolution`` equals the one the grid table was made with, else NaN; a derivative
+    along a resolution parameter is NaN (the table does not move with it): use smearing = "exact"."""
+    if type(resolution) is not type(reference) or jax.tree.structure(resolution) != jax.tree.structure(reference):
+        raise ValueError(f"this experiment was prepared with smearing='grid' for a {type(reference).__name__} "
+                         f"resolution; theta.resolution is {type(resolution).__name__}. The grid table fixes the "
+                         "resolution: keep the experiment's default, or build it with smearing='exact' to vary it")
+    return _frozen_guard(counts, tuple(jax.tree.leaves(resolution)), tuple(jax.tree.leaves(reference)))
+
+
 # ----------------------------------------------------------------------------------- description
 @dataclass(frozen=True)
 class RecoilGrid:
@@ -126,8 +166,22 @@ class Observable:
     time_pdfs: tuple = ()  # ((component name, ArrivalTimePDF), ...)
     renormalise_positive: bool = False
     efficiency_subbins: int = 1  # efficiency averaged over this many equal sub-bins of each bin
+    smearing: str = "exact"  # "exact": P(bin | E_obs) per node and call; "grid": tabulated once (see prepare)
+    smearing_step: float | None = None  # grid step in E_obs units [keV or keVee]; None = automatic
 
     def __post_init__(self):
+        if self.smearing not in SMEARING:
+            raise ValueError(f"smearing={self.smearing!r} is not valid; use one of {SMEARING} "
+                             "('grid': resolution fixed at the experiment's defaults, tabulated once)")
+        if self.smearing_step is not None:
+            st = self.smearing_step
+            if isinstance(st, bool) or not isinstance(st, (int, float)) or not (np.isfinite(st) and st > 0):
+                raise ValueError(f"smearing_step={st!r} must be a finite number > 0 (grid step in the true "
+                                 "observable, keV or keVee), or None for the automatic step")
+            if self.smearing != "grid":
+                raise ValueError(f"smearing_step={st!r} is only used with smearing='grid' (got smearing={self.smearing!r}); "
+                                 "set smearing='grid' or drop smearing_step")
+            object.__setattr__(self, "smearing_step", float(st))
         if not isinstance(self.efficiency_subbins, int) or self.efficiency_subbins < 1:
             raise ValueError(f"efficiency_subbins={self.efficiency_subbins!r} must be a positive integer")
         if self.kind not in OBSERVABLES:
@@ -257,6 +311,10 @@ class Experiment:
                              f"the observable has {self.observable.shape}")
         if (self.observable.kind != "E_R_keV" or self.defaults.resolution is not None) and self.recoil_grid is None:
             raise ValueError(f"{self.name}: a recoil_grid (min_keV, max_keV, n_bins) is needed for this response")
+        if self.observable.smearing == "grid" and not isinstance(self.defaults.resolution, _GRID_RESOLUTIONS):
+            raise ValueError(f"{self.name}: smearing='grid' needs a resolution model of type "
+                             f"{', '.join(t.__name__ for t in _GRID_RESOLUTIONS)}, got "
+                             f"{type(self.defaults.resolution).__name__}; use smearing='exact'")
 
     @property
     def exposure_kg_day(self) -> float:
@@ -266,7 +324,15 @@ class Experiment:
         return self.defaults
 
     def prepare(self) -> "PreparedExperiment":
-        """One-time work: kernels on the recoil grid and arrival-time fractions."""
+        """One-time work: kernels on the recoil grid, arrival-time fractions and (smearing = "grid") the
+        response table P(bin | E_obs = lo + g step) of the default resolution, with its derivative.
+
+        Grid smearing: E_obs of a node is at most the recoil-grid maximum (Q <= 1); ``step`` None picks
+        the largest step at which the cubic Hermite interpolation of every P(bin | E_obs) is within
+        ``GRID_SMEARING_TOL`` = 1e-7 (Dresden-II: 7.6 eV for sigma >= 68.5 eV, 276 points up to 2.1
+        keVee); the table is trimmed to the E_obs range where some bin has P > 1e-15 (nodes outside
+        contribute less and are dropped). See :func:`cevnsjax.response.choose_smearing_grid`.
+        """
         obs = self.observable
         direct = obs.kind == "E_R_keV" and self.defaults.resolution is None
         resp_edges = obs.response_edges()
@@ -292,7 +358,21 @@ class Experiment:
             time_fractions=None if tf is None else jnp.asarray(tf),
             time_centres_us=None if tf is None else jnp.asarray(0.5 * (np.asarray(obs.time_edges_us[1:]) + np.asarray(obs.time_edges_us[:-1]))),
             kind=obs.kind, direct=direct, renormalise_positive=obs.renormalise_positive,
+            **self._grid_smearing(resp_edges),
         )
+
+    def _grid_smearing(self, resp_edges) -> dict:
+        obs = self.observable
+        if obs.smearing != "grid":
+            return {}
+        res = self.defaults.resolution
+        try:
+            lo, step, table, _ = choose_smearing_grid(
+                lambda E: _bin_probabilities_jit(res, E, jnp.asarray(resp_edges), obs.renormalise_positive),
+                float(self.recoil_grid.max_keV), obs.smearing_step, GRID_SMEARING_TOL)
+        except ValueError as err:
+            raise ValueError(f"{self.name}: smearing='grid' with {type(res).__name__}: {err}") from None
+        return dict(smear=jnp.asarray(table), smear_resolution=res, smear_lo=lo, smear_step=step)
 
 
 @jax.tree_util.register_dataclass
@@ -311,6 +391,10 @@ class PreparedExperiment:
     subbins: int = _static()
     direct: bool = _static()
     renormalise_positive: bool = _static()
+    smear: jax.Array | None = None  # (2 n_grid, n_bins): P(bin | E_obs = smear_lo + g smear_step), then step dP/dE
+    smear_resolution: Any = None  # the resolution the table was made with (frozen: see _frozen_resolution)
+    smear_lo: float = _static(default=0.0)
+    smear_step: float = _static(default=0.0)
 
 
 @jax.tree_util.register_dataclass
@@ -361,6 +445,11 @@ def _response(theta: ExperimentParams, prep: PreparedExperiment, per_node, oneho
     per_node = per_node.sum(axis=1)  # (C, n)
     E_R = K.E_R_MeV[0] * 1e3  # keV
     E_obs = E_R if prep.kind == "E_R_keV" else theta.quenching.E_ee(E_R)
+    if prep.smear is not None:  # fixed-grid smearing: deposit each node on 2 grid points, then one matmul
+        x = (E_obs - prep.smear_lo) / prep.smear_step
+        # the derivative terms can be < 0: far in the tails a bin may come out ~1e-7 x (node counts) below 0
+        counts = jnp.maximum(grid_deposit(per_node, x, prep.smear.shape[0] // 2) @ prep.smear, 0.0)
+        return _frozen_resolution(counts, theta.resolution, prep.smear_resolution)
     if theta.resolution is not None:
         P = _bin_probabilities(theta.resolution, E_obs, edges, prep.renormalise_positive)  # (n, nb)
         return per_node @ P

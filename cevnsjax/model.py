@@ -105,7 +105,7 @@ class JointModel:
             raise ValueError(f"experiment names must be unique in a joint model, got {names}")
         self.shared = {k: prior_from_spec(v) for k, v in dict(shared or {}).items()}
         for a in self.analyses:
-            P.check_names(list(self.shared) + list(a.priors), a.experiment.defaults, a.component_names)
+            P.check_names(list(self.shared) + list(a.priors), a.experiment.defaults, a.component_names, a.experiment)
             clash = set(self.shared) & set(a.priors)
             if clash:
                 raise ValueError(f"{sorted(clash)} are both shared and local to {a.experiment.name!r}; choose one")

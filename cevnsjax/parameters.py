@@ -45,12 +45,21 @@ def _traced_fields(obj) -> list[str]:
             and jnp.ndim(getattr(obj, f.name)) == 0]
 
 
-def valid_names(theta: ExperimentParams, component_names=()) -> list[str]:
-    """Every parameter name that :func:`apply` accepts for these parameters."""
+def _frozen_parts(experiment) -> tuple[str, ...]:
+    """Parts of the response an experiment tabulated once and cannot vary (smearing = "grid": resolution)."""
+    obs = getattr(experiment, "observable", None)
+    return ("resolution",) if getattr(obs, "smearing", "exact") == "grid" else ()
+
+
+def valid_names(theta: ExperimentParams, component_names=(), experiment=None) -> list[str]:
+    """Every parameter name that :func:`apply` accepts for these parameters (and, given the ``experiment``,
+    that it can vary: no ``resolution.*`` when its smearing is tabulated once, ``smearing = "grid"``)."""
     names = list(PHYSICS_SCALARS) + list(_NSI) + list(_PER_FLAVOUR) + ["flux_norm", "signal_scale"]
     names += [f"flux.{c}" for c in component_names]
+    frozen = _frozen_parts(experiment)
     for part in ("quenching", "resolution", "efficiency"):
-        names += [f"{part}.{f}" for f in _traced_fields(getattr(theta, part))]
+        if part not in frozen:
+            names += [f"{part}.{f}" for f in _traced_fields(getattr(theta, part))]
     if theta.quenching is not None and {"k", "q"} & set(_traced_fields(theta.quenching)):
         names += [a for a, full in _ALIASES.items() if full.split(".")[1] in _traced_fields(theta.quenching)]
     for b in theta.backgrounds:
@@ -58,10 +67,14 @@ def valid_names(theta: ExperimentParams, component_names=()) -> list[str]:
     return names
 
 
-def check_names(names, theta: ExperimentParams, component_names=()) -> None:
+def check_names(names, theta: ExperimentParams, component_names=(), experiment=None) -> None:
     """Raise ValueError naming each unknown parameter, its closest valid name and the valid choices."""
-    valid = valid_names(theta, component_names)
+    valid = valid_names(theta, component_names, experiment)
     for n in names:
+        if n.split(".")[0] in _frozen_parts(experiment) and n in valid_names(theta, component_names):
+            raise ValueError(f"parameter {n!r} cannot vary: experiment {experiment.name!r} tabulates its resolution "
+                             "once (smearing='grid'); build it with smearing='exact' (spec: [detector] smearing = "
+                             "\"exact\") to fit the resolution")
         if n not in valid:
             close = difflib.get_close_matches(n, valid, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from cevnsjax.data import read_table
 
 __all__ = [
     "QuenchingModel",
@@ -373,44 +374,13 @@ def counts_in_Eee_bins(
 # Loaders (host side; take a path, never ship data)
 
 
-def _read_table(path, ncols, delimiter: str | None = None) -> np.ndarray:
-    """Read a numeric table: '#' comments and blank lines skipped, ',' or whitespace separated.
-
-    ``ncols``: an int or a tuple of allowed column counts (every row must have the same count).
-    Raises ValueError naming file and line for wrong column counts, text or non-finite numbers.
-    """
-    allowed = (ncols,) if isinstance(ncols, int) else tuple(ncols)
-    path = Path(path)
-    rows, width = [], None
-    with open(path, encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            parts = [p for p in (line.split(",") if "," in line else line.split()) if p.strip() != ""]
-            if len(parts) not in allowed or (width is not None and len(parts) != width):
-                want = width if width is not None else " or ".join(map(str, allowed))
-                raise ValueError(f"{path}:{lineno}: expected {want} columns, got {len(parts)}: {line!r}")
-            width = len(parts)
-            try:
-                vals = [float(p) for p in parts]
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: not a number in {line!r}") from None
-            if not all(math.isfinite(v) for v in vals):
-                raise ValueError(f"{path}:{lineno}: non-finite value in {line!r}")
-            rows.append(vals)
-    if not rows:
-        raise ValueError(f"{path}: no data rows found")
-    return np.asarray(rows, dtype=np.float64)
-
-
 def load_dresden_ii_qf(path) -> dict[str, TabulatedQuenching]:
     """Dresden-II Ge quenching tables (QF_Fef_YBe.txt; Collar et al. PRD 103, 122003, arXiv:2102.10089).
 
     Columns: E_R [keVnr] 0-4.5 in 0.01 steps; Q "Fef" (iron filter); Q "YBe" (photo-neutron).
     Returns {"Fef": ..., "YBe": ...}; Fef Q(0) = 0.43610, Q(4.5 keV) = 0.20933.
     """
-    t = _read_table(path, 3)
+    t = read_table(path, ("E_R_keV", "Q_Fef", "Q_YBe")).data
     return {
         "Fef": TabulatedQuenching.from_arrays(t[:, 0], t[:, 1], source=f"{path} Fef"),
         "YBe": TabulatedQuenching.from_arrays(t[:, 0], t[:, 2], source=f"{path} YBe"),
@@ -438,7 +408,7 @@ def load_coherent_csi_qf(path) -> QFMeasurements:
     4 columns (Chicago): E_R, +-err [keVnr], Q, +-err. 6 columns (TUNL): E_R, err_hi, err_lo [keVnr],
     Q, err_hi, err_lo. Rows are sorted by E_R (the TUNL file is not).
     """
-    t = _read_table(path, (4, 6))
+    t = read_table(path, ncols=(4, 6)).data
     if t.shape[1] == 4:
         E, dE, Q, dQ = t.T
         cols = (E, dE, dE, Q, dQ, dQ)
@@ -457,7 +427,7 @@ def load_coherent_csi_2021_scintillation(path) -> dict[str, PolynomialLightYield
     Row order (from the file's comments): nominal; syst model 0 +1 sigma, -1 sigma; syst model 1 +1, -1.
     Keys: "nominal", "syst0_plus", "syst0_minus", "syst1_plus", "syst1_minus".
     """
-    t = _read_table(path, 4)
+    t = read_table(path, ("a", "b", "c", "d")).data
     if t.shape[0] != len(_SCINT_NAMES):
         raise ValueError(f"{path}: expected {len(_SCINT_NAMES)} coefficient rows (nominal + 4 systematic), got {t.shape[0]}")
     return {n: PolynomialLightYield(*map(float, row)) for n, row in zip(_SCINT_NAMES, t)}

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammainc, gammaincc
 
-from cevnsjax.quenching import _read_table
+from cevnsjax.data import read_table
 
 __all__ = [
     "Coherent2017Efficiency",
@@ -30,6 +30,9 @@ __all__ = [
     "GeResolution",
     "gaussian_bin_probabilities",
     "smearing_matrix",
+    "hermite_weights",
+    "grid_deposit",
+    "choose_smearing_grid",
     "poisson_pe_bin_probabilities",
     "pe_smearing_matrix",
     "gamma_pe_bin_probabilities",
@@ -119,7 +122,7 @@ def load_coherent_csi_2021_efficiency(path, pe_max: float = 60.0) -> dict[str, C
     The file labels both systematic rows "+1 sigma"; the third (c = 11.88 PE, lower efficiency) is
     taken as -1 sigma. Keys: "nominal", "plus1sigma", "minus1sigma".
     """
-    t = _read_table(path, 4)
+    t = read_table(path, ("a", "b", "c", "d")).data
     if t.shape[0] != 3:
         raise ValueError(f"{path}: expected 3 coefficient rows (nominal, +1 sigma, -1 sigma), got {t.shape[0]}")
     return {n: Coherent2021Efficiency(*map(float, r), pe_max=pe_max) for n, r in zip(_EFF2021_NAMES, t)}
@@ -127,7 +130,7 @@ def load_coherent_csi_2021_efficiency(path, pe_max: float = 60.0) -> dict[str, C
 
 def load_efficiency_table(path, x_column: int = 0, eff_column: int = -1, below: float = 0.0) -> TabulatedEfficiency:
     """A whitespace/CSV efficiency table -> TabulatedEfficiency (x strictly increasing, 0 <= eps <= 1)."""
-    t = _read_table(path, range(2, 20))
+    t = read_table(path, ncols=range(2, 20)).data
     x, e = t[:, x_column], t[:, eff_column]
     if np.any(np.diff(x) <= 0):
         raise ValueError(f"{path}: column {x_column} must be strictly increasing")
@@ -187,6 +190,117 @@ def smearing_matrix(E_true_nodes, edges, sigma_fn, renormalise_positive: bool = 
     """
     E = jnp.asarray(E_true_nodes)
     return gaussian_bin_probabilities(sigma_fn(E), E, edges, renormalise_positive).T
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fixed-grid smearing: a response P(bin | E) that does not move with the parameters is tabulated once,
+# with its derivative, on a uniform grid in E; at call time each true value E deposits its weight on the
+# two grid points around it with cubic Hermite weights, and counts = deposits @ [S; step dS/dE]. This is
+# exactly the cubic Hermite interpolation of P(bin | E): error <= step^4 max|d^4P/dE^4| / 384, continuous
+# with its first derivative in E (smooth gradients and finite-difference Hessians), exact for cubics.
+
+
+def hermite_weights(t):
+    """Cubic Hermite basis (..., 4) at 0 <= t <= 1: weights of f(0), f(1), f'(0), f'(1) (f' per unit t).
+
+    t = 0.5 gives (1/2, 1/2, 1/8, -1/8); exact for cubic f.
+    """
+    return _hermite(jnp.asarray(t), jnp)
+
+
+def _hermite(t, xp):
+    return xp.stack([(1 + 2 * t) * (1 - t) ** 2, t**2 * (3 - 2 * t), t * (1 - t) ** 2, -(t**2) * (1 - t)], axis=-1)
+
+
+def grid_deposit(values, x, n_grid: int):
+    """Deposit ``values`` (..., n) sitting at grid coordinates ``x`` (n,) (grid point g at x = g) onto a
+    uniform grid of ``n_grid`` >= 2 points -> (..., 2 n_grid): entries [:n_grid] multiply the tabulated
+    function at the grid points, [n_grid:] its derivative times the step (cubic Hermite weights).
+
+    ``grid_deposit(v, x, G) @ concat([M, step dM/dE])`` equals ``v @ M(x)`` with M interpolated by
+    piecewise cubic Hermite in x. Values outside 0 <= x <= n_grid - 1 are dropped (weights 0, finite
+    gradients).
+    """
+    x = jnp.asarray(x)
+    inside = (x >= 0) & (x <= n_grid - 1)
+    xc = jnp.clip(x, 0.0, n_grid - 1.0)
+    i = jnp.clip(jnp.floor(jax.lax.stop_gradient(xc)).astype(jnp.int32), 0, n_grid - 2)
+    w = jnp.where(inside[:, None], hermite_weights(xc - i), 0.0)  # (n, 4)
+    idx = jnp.stack([i, i + 1, n_grid + i, n_grid + i + 1], axis=-1)  # (n, 4)
+    v = jnp.asarray(values)
+    contrib = (v[..., :, None] * w).reshape(v.shape[:-1] + (-1,))
+    return jnp.zeros(v.shape[:-1] + (2 * n_grid,), contrib.dtype).at[..., idx.reshape(-1)].add(contrib)
+
+
+_MAX_GRID = 20000  # grid points: a finer automatic step is slower than the exact response
+
+
+def choose_smearing_grid(prob_fn, E_max: float, step: float | None = None, tol: float = 1e-7,
+                         support_tol: float = 1e-15):
+    """Uniform grid and table for :func:`grid_deposit`: returns (lo, step, T, max_interpolation_error)
+    with T = concat([S, step dS/dE]) of shape (2 n_grid, n_bins), S[g] = P(bin | lo + g step).
+
+    ``prob_fn(E)`` -> (len(E), n_bins) is the fixed response P(bin | E), row by row in E, for true values
+    0 <= E <= E_max (E_max: the largest true value a node can reach, e.g. the recoil-grid maximum when
+    Q <= 1); dS/dE by forward-mode autodiff (one-sided at E = 0). ``step`` None: the largest step (from
+    E_max/64, refined by the step^4 error law) at which the cubic Hermite interpolation of every
+    P(bin | E) at the 1/4, 1/2, 3/4 points of every cell is within ``tol`` (absolute probability, at
+    least 8 machine epsilons: ~1e-6 in float32) of ``prob_fn``. The grid is then trimmed to the range
+    where some bin has P or |step dP/dE| > ``support_tol`` (plus 2 points at each end); true values
+    outside it contribute < support_tol per unit weight and are dropped. Host-side, once per experiment.
+    """
+    if not (np.isfinite(E_max) and E_max > 0):
+        raise ValueError(f"choose_smearing_grid: E_max={E_max!r} must be finite and > 0")
+
+    def chunked(fn, E, chunk=256):  # fixed-size chunks: compiled once per shape and process
+        out = []
+        for i in range(0, E.size, chunk):
+            part = E[i:i + chunk]
+            padded = jnp.asarray(np.concatenate([part, np.full(chunk - part.size, part[-1])]))
+            out.append(np.asarray(fn(padded))[:part.size])
+        return np.concatenate(out)
+
+    def slope(E):
+        return jax.jvp(prob_fn, (E,), (jnp.ones_like(E),))[1]
+
+    def table(h):
+        n = int(np.ceil(E_max / h)) + 1
+        g = h * np.arange(n)
+        return g, chunked(prob_fn, g), h * chunked(slope, np.maximum(g, 1e-6 * h))
+
+    def error(h, g, S, D):
+        x = (np.arange(g.size - 1)[:, None] + np.array([0.25, 0.5, 0.75])[None, :]).ravel()
+        i = np.floor(x).astype(int)
+        w = _hermite(x - i, np)
+        Pi = w[:, 0, None] * S[i] + w[:, 1, None] * S[i + 1] + w[:, 2, None] * D[i] + w[:, 3, None] * D[i + 1]
+        return float(np.max(np.abs(Pi - chunked(prob_fn, h * x))))
+
+    # float32 tables: rounding of the CDF differences (~1e-7) must not be mistaken for interpolation error
+    tol = max(tol, 8 * float(jnp.finfo(jnp.result_type(float)).eps))
+    if step is not None:
+        if not (np.isfinite(step) and 0 < step < E_max):
+            raise ValueError(f"smearing step={step!r} must be > 0 and < E_max = {E_max:g}")
+        h = float(step)
+        g, S, D = table(h)
+        err = error(h, g, S, D)
+    else:
+        h = E_max / 64
+        while True:
+            g, S, D = table(h)
+            err = error(h, g, S, D)
+            if err <= tol:
+                break
+            # error ~ step^4: aim 10 % below the tolerance, shrinking by 0.9 to 0.25 per try
+            h *= float(np.clip(0.9 * (tol / err) ** 0.25, 0.25, 0.9))
+            if E_max / h > _MAX_GRID:
+                raise ValueError(f"no smearing grid with <= {_MAX_GRID} points up to E_max = {E_max:g} reaches an "
+                                 f"interpolation error of {tol:g} (error {err:.2e}): the response is not smooth "
+                                 "enough in E for a uniform grid; use smearing = 'exact' or give a step")
+    live = np.nonzero(np.maximum(S.max(axis=1), np.abs(D).max(axis=1)) > support_tol)[0]
+    if live.size == 0:
+        raise ValueError(f"the response is below {support_tol:g} in every bin for 0 <= E <= {E_max:g}: no bin can be reached")
+    a, b = max(live[0] - 2, 0), min(live[-1] + 2, g.size - 1)
+    return float(g[a]), h, np.concatenate([S[a:b + 1], D[a:b + 1]]), err
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -259,7 +373,7 @@ def load_arrival_time_pdf(path) -> ArrivalTimePDF:
 
     Bins must be equally spaced; edges are centres +- width/2 (0-12 us in 0.5 us bins).
     """
-    t = _read_table(path, 2)
+    t = read_table(path, ("t_us", "probability")).data
     c, p = t[:, 0], t[:, 1]
     if c.size < 2:
         raise ValueError(f"{path}: need >= 2 time bins")

@@ -25,6 +25,8 @@ Schema (keys in brackets are optional)::
                 [recoil_grid = {min_keV, max_keV, [n_bins], [nodes_per_bin]}]
                 [time_edges_us = [...]]  [time_pdfs = {component = "path"}]  [truncate_at_zero = false]
                 [efficiency_subbins = 1]  (efficiency averaged over sub-bins of each bin)
+                [smearing = "exact" | "grid"]  [smearing_step]  ("grid": the resolution is fixed and
+                tabulated once on a grid in the true observable, step in keV/keVee, automatic if absent)
       [detector.quenching]   model = "lindhard" | "modified_lindhard" | "constant" | "tabulated" | "polynomial"
       [detector.resolution]  model = "ge" | "gaussian" | "poisson_pe" | "gamma_pe"
       [detector.efficiency]  model = "coherent_2017" | "coherent_2021" | "tabulated" | "constant"
@@ -47,8 +49,8 @@ import numpy as np
 
 from .backgrounds import Exponential, Flat, GaussianLine, Template
 from .datapath import ENV_VAR, data_dir
-from .experiment import (Experiment, ExperimentParams, GammaPE, GaussianResolution, Observable, Observed, PoissonPE,
-                         RecoilGrid)
+from .experiment import (SMEARING, Experiment, ExperimentParams, GammaPE, GaussianResolution, Observable, Observed,
+                         PoissonPE, RecoilGrid)
 from .fluxes import PionDAR, Reactor, ScaledSource
 from .fluxes.tabulated import TabulatedFlux
 from .formfactors import Helm, KleinNystrand, SymmetrizedFermi
@@ -375,7 +377,8 @@ def experiment_from_spec(spec: dict, with_data: bool = True) -> Experiment:
     det = spec["detector"]
     _check_keys(det, "detector", ("observable",), ("edges", "bins", "recoil_grid", "time_edges_us", "time_pdfs",
                                                    "truncate_at_zero", "quenching", "resolution", "efficiency",
-                                                   "time_efficiency", "efficiency_subbins"))
+                                                   "time_efficiency", "efficiency_subbins", "smearing",
+                                                   "smearing_step"))
     kind = _choice(det, "observable", "detector", ("E_R_keV", "E_ee_keV", "PE"))
     edges = _bins(det, "detector")
     grid = None
@@ -391,8 +394,18 @@ def experiment_from_spec(spec: dict, with_data: bool = True) -> Experiment:
     sub = det.get("efficiency_subbins", 1)
     if not isinstance(sub, int) or sub < 1:
         raise SpecError(f"detector.efficiency_subbins = {sub!r} must be a positive integer (sub-bins per bin)")
+    smearing = _choice(det, "smearing", "detector", SMEARING, "exact")
+    step = None
+    if "smearing_step" in det:
+        step = _num(det, "smearing_step", "detector")
+        if smearing != "grid":
+            raise SpecError(f"detector.smearing_step = {det['smearing_step']!r} needs detector.smearing = \"grid\" "
+                            f"(got {smearing!r}); set smearing = \"grid\" or remove smearing_step")
+    if smearing == "grid" and "resolution" not in det:
+        raise SpecError('detector.smearing = "grid" needs a [detector.resolution] table (the response to tabulate); '
+                        'remove smearing or add a resolution model')
     observable = Observable(kind, tuple(edges), det.get("time_edges_us"), time_pdfs,
-                            bool(det.get("truncate_at_zero", False)), sub)
+                            bool(det.get("truncate_at_zero", False)), sub, smearing, step)
     quench = _quenching(det["quenching"], tgt["formula"], base) if "quenching" in det else None
     backgrounds = [_background(b, i) for i, b in enumerate(spec.get("background", []))]
 

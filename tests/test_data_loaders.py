@@ -145,12 +145,13 @@ def test_csi2017_binning_pdfs_and_parameters(data_dir):
 def test_csi2017_qf_data(data_dir):
     c = load_coherent_csi_2017(data_dir)
     # qfData_chicago.txt: 7 points, symmetric errors; qfData_tunl.txt: 12 points, asymmetric
-    assert c.qf_chicago.enr_kevnr.shape == (7,) and c.qf_tunl.enr_kevnr.shape == (12,)
-    np.testing.assert_array_equal(c.qf_chicago.qf_err_hi, c.qf_chicago.qf_err_lo)
-    assert c.qf_chicago.enr_kevnr[0] == 2.87 and c.qf_chicago.qf[0] == 0.0521  # first data row
+    # (the points come sorted by E_R, as cevnsjax.quenching.load_coherent_csi_qf returns them)
+    assert c.qf_chicago.E_R_keV.shape == (7,) and c.qf_tunl.E_R_keV.shape == (12,)
+    np.testing.assert_array_equal(c.qf_chicago.Q_err_hi, c.qf_chicago.Q_err_lo)
+    assert c.qf_chicago.E_R_keV[0] == 2.87 and c.qf_chicago.Q[0] == 0.0521  # first data row
     # all quenching factors physical (0 < QF < 0.2 for CsI[Na])
     for q in (c.qf_chicago, c.qf_tunl):
-        assert np.all((q.qf > 0) & (q.qf < 0.2))
+        assert np.all((q.Q > 0) & (q.Q < 0.2))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -368,6 +369,94 @@ def test_read_table_empty(tmp_path):
     f.write_text("# only comments\n")
     with pytest.raises(ValueError, match=re.escape(str(f)) + ": no data rows"):
         read_table(f, ("x",))
+
+
+def test_read_table_header_detection(tmp_path):
+    f = tmp_path / "h.txt"
+    f.write_text("# c\nE_MeV\tflux\n1\t2\n3\t4\n")
+    auto = read_table(f, ("e", "y"))
+    assert auto.header == "E_MeV\tflux" and list(auto.lines) == [3, 4]
+    # a numeric first line is data under "auto", skipped under header=True
+    g = tmp_path / "n.txt"
+    g.write_text("1 2\n3 4\n")
+    assert read_table(g, ("e", "y")).header is None and len(read_table(g, ("e", "y"))) == 2
+    forced = read_table(g, ("e", "y"), header=True)
+    assert forced.header == "1 2" and forced.data.tolist() == [[3.0, 4.0]]
+    # one numeric field (here "nan") is enough for the line to count as data
+    h = tmp_path / "nanhead.txt"
+    h.write_text("x nan\n1 2\n")
+    with pytest.raises(ValueError, match=_names(h, 1) + r" column 1 \('e'\): 'x' is not a number"):
+        read_table(h, ("e", "y"))
+
+
+def test_read_table_comments_separators_bz2(tmp_path):
+    import bz2
+
+    body = "# first\n\n1;2  # note\n# second\n3 ;  4\n5\t6\n"
+    plain = tmp_path / "s.txt"
+    plain.write_text(body)
+    packed = tmp_path / "s.txt.bz2"
+    packed.write_bytes(bz2.compress(body.encode()))
+    for f in (plain, packed):
+        t = read_table(f, ("a", "b"))
+        assert t.data.tolist() == [[1, 2], [3, 4], [5, 6]]
+        assert list(t.lines) == [3, 5, 6] and t.labels == ("first", "second", "second")
+    bad = tmp_path / "bad.txt.bz2"
+    bad.write_bytes(b"not bz2")
+    with pytest.raises(ValueError, match=re.escape(str(bad)) + ": cannot be read"):
+        read_table(bad, ("a", "b"))
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        read_table(tmp_path / "nope.txt", ("a", "b"))
+
+
+def test_read_table_allowed_column_counts(tmp_path):
+    f = tmp_path / "c.txt"
+    f.write_text("1 2 3 4 5 6\n7 8 9 10 11 12\n")
+    t = read_table(f, ("e",), ncols=(4, 6))
+    assert t.names == ("e", "col2", "col3", "col4", "col5", "col6") and t.data.shape == (2, 6)
+    np.testing.assert_array_equal(t.col("col6"), [6, 12])
+    f.write_text("1 2 3 4\n")
+    assert read_table(f, ncols=(4, 6)).data.shape == (1, 4)
+    f.write_text("1 2 3 4 5\n")
+    with pytest.raises(ValueError, match=_names(f, 1) + " expected 4 or 6 columns separated by .* found 5"):
+        read_table(f, ncols=(4, 6))
+    f.write_text("1 2\n")
+    with pytest.raises(ValueError, match=_names(f, 1) + r" expected 3 to 19 columns \(x, \.\.\.\) .* found 2"):
+        read_table(f, ("x",), ncols=range(3, 20))
+    # every row has the width of the first data row
+    f.write_text("# c\n1 2 3 4\n\n1 2 3 4 5 6\n")
+    with pytest.raises(ValueError, match=_names(f, 4) + r" expected 4 columns like the first data row "
+                                                        r"\(line 2\), found 6 .* same columns"):
+        read_table(f, ncols=(4, 6))
+    # text in an unnamed column is located by its number
+    f.write_text("1 2 x\n")
+    with pytest.raises(ValueError, match=_names(f, 1) + " column 3: 'x' is not a number"):
+        read_table(f, ("a",), ncols=3)
+
+
+def test_read_table_extra_columns(tmp_path):
+    f = tmp_path / "x.txt"
+    f.write_text("E y note\n1, 2, a\n3, 4, b\n")
+    t = read_table(f, ("e", "y"), extra_columns=True)  # extra columns are neither parsed nor returned
+    assert t.names == ("e", "y") and t.data.tolist() == [[1, 2], [3, 4]]
+    f.write_text("1\n")
+    with pytest.raises(ValueError, match=_names(f, 1) + r" expected at least 2 columns \(e, y, \.\.\.\) .* found 1"):
+        read_table(f, ("e", "y"), extra_columns=True)
+
+
+def test_read_table_bad_arguments(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_text("1 2\n")
+    with pytest.raises(ValueError, match="either ncols"):
+        read_table(f, ("a", "b"), ncols=2, extra_columns=True)
+    with pytest.raises(ValueError, match="column names or ncols"):
+        read_table(f)
+    with pytest.raises(ValueError, match="allows 2 columns"):
+        read_table(f, ("a", "b", "c"), ncols=(2, 3))
+    with pytest.raises(ValueError, match="ncols=0"):
+        read_table(f, ncols=0)
+    with pytest.raises(ValueError, match="unknown column"):
+        read_table(f, ("a", "b"), nonnegative=("z",))
 
 
 def test_read_yaml_subset(tmp_path):

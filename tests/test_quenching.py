@@ -402,12 +402,15 @@ def test_load_scintillation_2021(data_dir):
 @pytest.mark.parametrize(
     "loader,text,line,msg",
     [
-        (qm.load_dresden_ii_qf, "0.0 0.43 0.37\n0.01 0.42\n", 2, "expected 3 columns, got 2"),
-        (qm.load_dresden_ii_qf, "# c\n0.0 0.43 0.37\n0.01 abc 0.36\n", 3, "not a number"),
-        (qm.load_dresden_ii_qf, "0.0 0.43 0.37\n0.01 nan 0.36\n", 2, "non-finite"),
-        (qm.load_coherent_csi_qf, "1, 0.1, 0.05, 0.01\n2, 0.1, 0.1, 0.06, 0.01, 0.01\n", 2, "expected 4 columns, got 6"),
-        (qm.load_coherent_csi_qf, "1, 0.1, 0.05\n", 1, "expected 4 or 6 columns, got 3"),
-        (qm.load_coherent_csi_2021_scintillation, "1 2 3 x4\n", 1, "not a number"),
+        (qm.load_dresden_ii_qf, "0.0 0.43 0.37\n0.01 0.42\n", 2,
+         "expected 3 columns (E_R_keV, Q_Fef, Q_YBe) separated by commas, semicolons or whitespace, found 2"),
+        (qm.load_dresden_ii_qf, "# c\n0.0 0.43 0.37\n0.01 abc 0.36\n", 3, "column 2 ('Q_Fef'): 'abc' is not a number"),
+        (qm.load_dresden_ii_qf, "0.0 0.43 0.37\n0.01 nan 0.36\n", 2, "column 2 ('Q_Fef'): 'nan' is not finite"),
+        (qm.load_coherent_csi_qf, "1, 0.1, 0.05, 0.01\n2, 0.1, 0.1, 0.06, 0.01, 0.01\n", 2,
+         "expected 4 columns like the first data row (line 1), found 6"),
+        (qm.load_coherent_csi_qf, "1, 0.1, 0.05\n", 1,
+         "expected 4 or 6 columns separated by commas, semicolons or whitespace, found 3"),
+        (qm.load_coherent_csi_2021_scintillation, "1 2 3 x4\n", 1, "column 4 ('d'): 'x4' is not a number"),
     ],
 )
 def test_malformed_files_raise(tmp_path, loader, text, line, msg):

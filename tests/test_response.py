@@ -215,10 +215,11 @@ def test_arrival_time_malformed(tmp_path):
     with pytest.raises(ValueError, match="equally spaced"):
         rs.load_arrival_time_pdf(p)
     p.write_text("0.25, 0.5\n0.75, x\n")
-    with pytest.raises(ValueError, match=re.escape(f"{p}:2: not a number")):
+    with pytest.raises(ValueError, match=re.escape(f"{p}:2: column 2 ('probability'): 'x' is not a number")):
         rs.load_arrival_time_pdf(p)
     p.write_text("0.25, 0.5, 1\n")
-    with pytest.raises(ValueError, match=re.escape(f"{p}:1: expected 2 columns, got 3")):
+    with pytest.raises(ValueError, match=re.escape(f"{p}:1: expected 2 columns (t_us, probability) separated by "
+                                                 "commas, semicolons or whitespace, found 3")):
         rs.load_arrival_time_pdf(p)
 
 

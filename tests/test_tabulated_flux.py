@@ -75,18 +75,20 @@ def test_sort_option_for_digitised_curves(tmp_path):
     np.testing.assert_array_equal(y, [2.0, 2.0, 4.0])  # the two rows at 1.0 are averaged
 
 
+# needles: "{f}" stands for the file's path; every message starts "<file>:<line>:"
 BAD = [
-    ("one_column", "0.5 1\n1.0\n2.0 3\n", ["line 2", "1 field", "at least 2"]),
-    ("ragged", "0.5 1 7\n1.0 2\n", ["line 2", "2 fields", "line 1", "same columns"]),
-    ("text", "0.5 1\n1.0 abc\n", ["line 2", "'dPhi/dE'", "'abc'", "not a number"]),
-    ("text_energy", "0.5 1\n1,0 2\n", ["line 2"]),
-    ("nan", "0.5 1\n1.0 nan\n", ["line 2", "'dPhi/dE'", "'nan'", "not finite"]),
-    ("negative_flux", "0.5 1\n1.0 -2\n2.0 1\n", ["line 2", "'dPhi/dE'", "-2.0", "negative"]),
-    ("negative_energy", "-0.5 1\n1.0 2\n", ["line 1", "'E_MeV'", "-0.5", "negative"]),
-    ("unsorted", "0.5 1\n2.0 2\n1.0 3\n", ["line 3", "'E_MeV'", "1.0", "unsorted", "strictly increasing"]),
-    ("duplicate", "0.5 1\n1.0 2\n\n1.0 3\n", ["line 4", "'E_MeV'", "1.0", "duplicate", "line 2"]),
-    ("empty", "# only a comment\n", ["0 data row", "at least 2"]),
-    ("empty_field", "0.5,,1\n1.0,2,3\n", ["line 1", "empty"]),
+    ("one_column", "0.5 1\n1.0\n2.0 3\n", ["{f}:2:", "found 1", "at least 2 columns"]),
+    ("ragged", "0.5 1 7\n1.0 2\n", ["{f}:2:", "found 2", "line 1", "same columns"]),
+    ("text", "0.5 1\n1.0 abc\n", ["{f}:2:", "'dPhi/dE'", "'abc'", "not a number"]),
+    ("text_energy", "0.5 1\n1,0 2\n", ["{f}:2:"]),
+    ("nan", "0.5 1\n1.0 nan\n", ["{f}:2:", "'dPhi/dE'", "'nan'", "not finite"]),
+    ("negative_flux", "0.5 1\n1.0 -2\n2.0 1\n", ["{f}:2:", "'dPhi/dE'", "-2.0", "negative"]),
+    ("negative_energy", "-0.5 1\n1.0 2\n", ["{f}:1:", "'E_MeV'", "-0.5", "negative"]),
+    ("unsorted", "0.5 1\n2.0 2\n1.0 3\n", ["{f}:3:", "'E_MeV'", "1.0", "unsorted", "strictly increasing"]),
+    ("duplicate", "0.5 1\n1.0 2\n\n1.0 3\n", ["{f}:4:", "'E_MeV'", "1.0", "duplicate", "({f}:2)"]),
+    ("empty", "# only a comment\n", ["{f}: no data rows"]),
+    ("one_row", "E_MeV flux\n1.0 2\n", ["{f}: has 1 data row", "at least 2 rows"]),
+    ("empty_field", "0.5,,1\n1.0,2,3\n", ["{f}:1:", "column 2", "empty"]),
 ]
 
 
@@ -96,8 +98,9 @@ def test_bad_files_raise_with_location(tmp_path, name, text, needles):
     with pytest.raises(ValueError) as info:
         TabulatedFlux.from_file(p)
     msg = str(info.value)
-    assert f"{name}.txt" in msg  # the file is named
+    assert msg.startswith(str(p))  # the file is named first
     for needle in needles:
+        needle = needle.format(f=p)
         assert needle in msg, (needle, msg)
 
 

@@ -1,4 +1,8 @@
-"""Shared host-side readers for the published data files: text tables and simple YAML.
+"""Shared host-side readers: text tables and simple YAML.
+
+:func:`read_table` is the package's one numeric-table reader: the data-release loaders here, the
+quenching and response loaders (``cevnsjax.quenching``, ``cevnsjax.response``) and
+:func:`cevnsjax.fluxes.tabulated.read_two_column` all parse through it.
 
 Every reader raises ``ValueError`` whose message starts ``<file>:<line>:`` and says which
 column or key is wrong and how to fix it; a missing file raises ``FileNotFoundError``.
@@ -6,6 +10,7 @@ column or key is wrong and how to fix it; a missing file raises ``FileNotFoundEr
 
 from __future__ import annotations
 
+import bz2
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -100,12 +105,17 @@ class Table:
         return loc
 
 
+_SEPARATORS = re.compile(r"[,;]")
+
+
 def _split(line: str, delimiter: str | None) -> list[str]:
-    if delimiter is None:
-        delimiter = "," if "," in line else None
-    if delimiter is None:
-        return line.split()
-    return [f.strip() for f in line.split(delimiter)]
+    """Fields of ``line``: on ``delimiter`` if given, else on commas/semicolons when the line has
+    one, else on whitespace. Fields are stripped; empty fields (``1,,3``) are kept."""
+    if delimiter is not None:
+        return [f.strip() for f in line.split(delimiter)]
+    if _SEPARATORS.search(line):
+        return [f.strip() for f in _SEPARATORS.split(line)]
+    return line.split()
 
 
 def _is_number(field: str) -> bool:
@@ -116,44 +126,97 @@ def _is_number(field: str) -> bool:
     return True
 
 
+def _read_text(path: Path) -> str:
+    """Text of ``path`` (``.bz2`` decompressed); undecodable bytes become U+FFFD so that they are
+    reported, with their line, as fields that are not numbers."""
+    if path.suffix != ".bz2":
+        return path.read_text(encoding="utf-8", errors="replace")
+    try:
+        with bz2.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{path}: cannot be read ({exc}); give a plain or .bz2 text table") from None
+
+
+def _allowed_counts(ncols) -> tuple[int, ...]:
+    allowed = (ncols,) if isinstance(ncols, int) else tuple(sorted(set(ncols)))
+    if not allowed or any(not isinstance(n, (int, np.integer)) or n < 1 for n in allowed):
+        raise ValueError(f"ncols={ncols!r}: give a column count >= 1 or an iterable of them")
+    return tuple(int(n) for n in allowed)
+
+
+def _describe_counts(allowed: tuple[int, ...], at_least: bool) -> str:
+    if at_least:
+        return f"at least {allowed[0]}"
+    if len(allowed) > 3 and allowed == tuple(range(allowed[0], allowed[-1] + 1)):
+        return f"{allowed[0]} to {allowed[-1]}"
+    return " or ".join(map(str, allowed))
+
+
 def read_table(
     path,
-    names: Iterable[str],
+    names: Iterable[str] = (),
     *,
+    ncols: int | Iterable[int] | None = None,
+    extra_columns: bool = False,
     header: bool | str = "auto",
     nonnegative: Iterable[str] = (),
     counts: Iterable[str] = (),
     delimiter: str | None = None,
     comment: str = "#",
 ) -> Table:
-    """Read a numeric table with exactly ``len(names)`` columns.
+    """Read a numeric text table: the one reader behind every table in the package.
 
     * Blank lines and lines starting with ``comment`` are skipped; text after ``comment`` on a data
-      line is ignored.
-    * Fields are split on commas when a line has one, else on whitespace (or on ``delimiter``).
+      line is ignored. Files ending in ``.bz2`` are decompressed.
+    * Fields are split on commas or semicolons when a line has one, else on whitespace (or on
+      ``delimiter``); empty fields (``1,,3``) are errors.
     * ``header``: ``True`` skips the first non-comment line, ``False`` never skips, ``"auto"`` skips
       it only when none of its fields is a number (e.g. ``Photoelectrons (PEs),Arrival time (us),Counts``).
+    * Column count: by default exactly ``len(names)``. ``ncols`` (an int or an iterable of ints, e.g.
+      ``(4, 6)`` or ``range(2, 20)``) lists the allowed counts instead; ``names`` then name the
+      leading columns and the others are called ``col<k>`` (1-based). ``extra_columns=True`` allows
+      any count >= ``len(names)``; the columns beyond the named ones are ignored (not parsed, not
+      returned). Either way every data row must have as many fields as the first one.
     * ``nonnegative`` columns must be >= 0; ``counts`` columns must be non-negative integers.
     * NaN and infinities are always rejected.
+
+    Every problem raises ``ValueError`` starting ``<file>:<line>:`` that names the column (number
+    and name), the field found and how to fix it; a missing file raises ``FileNotFoundError``.
     """
     path = Path(path)
     names = tuple(names)
-    ncol = len(names)
+    if extra_columns and ncols is not None:
+        raise ValueError("give either ncols= (allowed column counts) or extra_columns=True, not both")
+    if extra_columns and not names:
+        raise ValueError("extra_columns=True needs the names of the leading columns to read")
+    if ncols is None:
+        if not names:
+            raise ValueError("give the column names or ncols= (the allowed column counts)")
+        allowed = (len(names),)
+    else:
+        allowed = _allowed_counts(ncols)
+        if names and len(names) > allowed[0]:
+            raise ValueError(f"{len(names)} column names {names} but ncols={ncols!r} allows {allowed[0]} columns")
     nonneg = set(nonnegative) | set(counts)
     counts = set(counts)
-    unknown = (nonneg - set(names))
+    unknown = nonneg - set(names)
     if unknown:
         raise ValueError(f"unknown column name(s) {sorted(unknown)}; columns are {names}")
     if not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} not found")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    layout = ", ".join(names)
+    text = _read_text(path)
+    want = _describe_counts((len(names),) if extra_columns else allowed, extra_columns)
+    more = ", ..." if extra_columns or (names and allowed[-1] > len(names)) else ""
+    layout = f" ({', '.join(names)}{more})" if names else ""
+    sep = "commas, semicolons or whitespace" if delimiter is None else repr(delimiter)
     rows: list[list[float]] = []
     lines: list[int] = []
     labels: list[str] = []
     head: str | None = None
     last_comment = ""
     first = True
+    width = None  # fields per row, fixed by the first data row
     for lineno, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
         if not stripped:
@@ -169,25 +232,36 @@ def read_table(
                 head = stripped
                 continue
         where = f"{path}:{lineno}"
-        if len(fields) != ncol:
+        n = len(fields)
+        if (n < len(names)) if extra_columns else (n not in allowed):
             raise ValueError(
-                f"{where}: expected {ncol} columns ({layout}) separated by commas or whitespace, "
-                f"found {len(fields)} in {stripped!r}; fix this line or comment it out with {comment!r}"
+                f"{where}: expected {want} columns{layout} separated by {sep}, found {n} in "
+                f"{stripped!r}; fix this line or comment it out with {comment!r}"
             )
+        if width is not None and n != width:
+            raise ValueError(
+                f"{where}: expected {width} columns like the first data row (line {lines[0]}), found {n} "
+                f"in {stripped!r}; every row needs the same columns{layout}: fix this line or comment "
+                f"it out with {comment!r}"
+            )
+        width = n
         row = []
-        for j, (name, field) in enumerate(zip(names, fields)):
-            loc = f"{where}: column {j + 1} ({name!r})"
+        for j, field in enumerate(fields[:len(names)] if extra_columns else fields):
+            name = names[j] if j < len(names) else None
+            loc = f"{where}: column {j + 1}" + (f" ({name!r})" if name is not None else "")
             try:
                 v = float(field)
             except ValueError:
+                if field == "":
+                    raise ValueError(f"{loc}: '' is not a number (empty field); put a number there or "
+                                     "remove the stray separator") from None
                 raise ValueError(
-                    f"{loc}: {field!r} is not a number; replace it with a number (e.g. 1.5e-3)"
+                    f"{loc}: {field!r} is not a number; replace it with a number (e.g. 1.5e-3) or "
+                    f"comment the line out with {comment!r}"
                 ) from None
             if not math.isfinite(v):
-                raise ValueError(
-                    f"{loc}: {field!r} is not finite; the release has no missing values, "
-                    "restore the published number"
-                )
+                raise ValueError(f"{loc}: {field!r} is not finite; replace it with a finite number "
+                                 "or remove the row")
             if name in nonneg and v < 0:
                 what = "counts" if name in counts else "non-negative values"
                 raise ValueError(f"{loc}: negative value {field!r} where {what} are expected; "
@@ -200,8 +274,10 @@ def read_table(
         lines.append(lineno)
         labels.append(last_comment)
     if not rows:
-        raise ValueError(f"{path}: no data rows found; expected columns {layout}")
-    return Table(path, names, frozen(rows, float), frozen(lines, np.int64), tuple(labels), head)
+        raise ValueError(f"{path}: no data rows found; expected {want} columns{layout}")
+    ncol = len(rows[0])
+    full = names + tuple(f"col{j + 1}" for j in range(len(names), ncol))
+    return Table(path, full, frozen(rows, float), frozen(lines, np.int64), tuple(labels), head)
 
 
 def uniform_edges(centres, where: str, what: str, rtol: float = 1e-6) -> np.ndarray:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..quenching import QFMeasurements, load_coherent_csi_qf
 from ._io import (
-    Table,
     dataset_dir,
     read_table,
     read_yaml,
@@ -41,21 +41,6 @@ PARAMS_FILE = "coherent_parameters.yaml"
 ROI_PE_MIN = 6.0
 ROI_PE_MAX = 30.0
 ROI_T_MAX_US = 6.0
-
-
-@dataclass(frozen=True)
-class QFMeasurements:
-    """Quenching-factor points: E_nr [keVnr] with errors, QF (Eee/Enr) with errors.
-
-    Symmetric errors (Chicago) appear as equal ``*_hi`` and ``*_lo``.
-    """
-
-    enr_kevnr: np.ndarray
-    enr_err_hi_kevnr: np.ndarray
-    enr_err_lo_kevnr: np.ndarray
-    qf: np.ndarray
-    qf_err_hi: np.ndarray
-    qf_err_lo: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -117,14 +102,6 @@ def _pdf(folder: Path, name: str, t_ref: np.ndarray) -> np.ndarray:
     return t.col("probability")
 
 
-def _qf(t: Table, asym: bool) -> QFMeasurements:
-    if asym:
-        cols = ("enr", "enr_hi", "enr_lo", "qf", "qf_hi", "qf_lo")
-    else:
-        cols = ("enr", "enr_err", "enr_err", "qf", "qf_err", "qf_err")
-    return QFMeasurements(*(t.col(c) for c in cols))
-
-
 def load_coherent_csi_2017(path) -> CsI2017:
     """Load the CsI 2017 release from the data folder, the ``coherent_csi_2017/`` folder, or a file in it."""
     folder = dataset_dir(path, NAME, "data_coincidence_beamOn.txt")
@@ -144,9 +121,6 @@ def load_coherent_csi_2017(path) -> CsI2017:
     prompt = read_table(require_file(folder, "promptPDF.txt"), ("pe", "per_gwh"),
                         nonnegative=("pe", "per_gwh"))
     uniform_edges(prompt.col("pe"), str(prompt.path), "PE")
-    chicago = read_table(require_file(folder, "qfData_chicago.txt"), ("enr", "enr_err", "qf", "qf_err"))
-    tunl = read_table(require_file(folder, "qfData_tunl.txt"),
-                      ("enr", "enr_hi", "enr_lo", "qf", "qf_hi", "qf_lo"))
     ppath = require_file(folder, PARAMS_FILE)
     params = read_yaml(ppath)
     return CsI2017(
@@ -160,8 +134,8 @@ def load_coherent_csi_2017(path) -> CsI2017:
         arrival_pdf_prompt_nu=_pdf(folder, "arrivalTimePDF_promptNeutrinos.txt", tt),
         arrival_pdf_delayed_nu=_pdf(folder, "arrivalTimePDF_delayedNeutrinos.txt", tt),
         arrival_pdf_prompt_neutron=_pdf(folder, "arrivalTimePDF_promptNeutrons.txt", tt),
-        qf_chicago=_qf(chicago, asym=False),
-        qf_tunl=_qf(tunl, asym=True),
+        qf_chicago=load_coherent_csi_qf(require_file(folder, "qfData_chicago.txt")),
+        qf_tunl=load_coherent_csi_qf(require_file(folder, "qfData_tunl.txt")),
         parameters=params,
         exposure_gwh=yaml_number(params, ppath, "beamExposure"),
         distance_m=yaml_number(params, ppath, "distanceToTarget"),

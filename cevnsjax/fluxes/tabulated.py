@@ -1,9 +1,10 @@
 """Tabulated spectra: a validating two-column text reader and a flux interpolated from a table.
 
 * :func:`read_two_column` reads ``E  y`` text tables (whitespace, tab or comma separated, ``#``
-  comments, optional one-line header of column names, ``.bz2`` compressed or plain). Extra columns
-  (e.g. an uncertainty) are allowed and ignored. Every problem is reported with the file, the line,
-  the field, the value found and how to fix it.
+  comments, optional one-line header of column names, ``.bz2`` compressed or plain) with the
+  package's one table reader, :func:`cevnsjax.data.read_table`. Extra columns (e.g. an
+  uncertainty) are allowed and ignored. Every problem is reported as ``file:line:`` with the
+  field, the value found and how to fix it.
 * :class:`TableInterpolator` evaluates a table at any energy, linearly or exponentially
   ("log": ln y linear in E) between nodes and zero outside the table range.
 * :class:`TabulatedFlux` is a :class:`~cevnsjax.fluxes._base.Source` with one continuous component
@@ -15,33 +16,17 @@ Real data files are never shipped with the package: everything here takes a path
 
 from __future__ import annotations
 
-import bz2
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 
+from ..data import read_table
 from ._base import ContinuousComponent, Source, flavour_index
 
 __all__ = ["read_two_column", "validate_table", "TableInterpolator", "TabulatedFlux"]
 
-_SPLIT = re.compile(r"\s*,\s*|\s*;\s*|\s+")
 INTERPOLATIONS = ("linear", "log")
-
-
-def _open_text(path: Path):
-    if path.suffix == ".bz2":
-        return bz2.open(path, "rt", encoding="utf-8")
-    return open(path, "rt", encoding="utf-8")
-
-
-def _is_number(tok: str) -> bool:
-    try:
-        float(tok)
-    except ValueError:
-        return False
-    return True
 
 
 def read_two_column(
@@ -54,16 +39,18 @@ def read_two_column(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read the first two columns of a text table; return ``(x, y)`` as float64 arrays.
 
-    Format: one row per line, fields separated by whitespace, tabs, commas or semicolons; ``#``
-    starts a comment (whole line or trailing); blank lines are skipped; the first non-comment line
-    may be a header made only of non-numeric names (e.g. ``E_MeV  N_density``). All data rows must
-    have the same number (>= 2) of fields; columns beyond the second are ignored. Files ending in
-    ``.bz2`` are decompressed.
+    Parsing is :func:`cevnsjax.data.read_table` with ``names=(x_name, y_name)`` and
+    ``extra_columns=True``: one row per line, fields separated by whitespace, tabs, commas or
+    semicolons; ``#`` starts a comment (whole line or trailing); blank lines are skipped; the first
+    non-comment line may be a header made only of non-numeric names (e.g. ``E_MeV  N_density``). All
+    data rows must have the same number (>= 2) of fields; columns beyond the second are ignored.
+    Files ending in ``.bz2`` are decompressed.
 
-    Checks (each raises ``ValueError`` naming file, line, field, value and the fix): wrong number
-    of fields, text or empty fields where numbers belong, NaN/inf, negative energies, negative
-    ``y`` (unless ``nonnegative=False``), energies not strictly increasing (duplicates or unsorted),
-    fewer than two rows.
+    Checks (each raises ``ValueError`` starting ``<file>:<line>:`` and naming the field, the value
+    and the fix): wrong number of fields, text or empty fields where numbers belong, NaN/inf (from
+    the reader); negative energies, negative ``y`` (unless ``nonnegative=False``), energies not
+    strictly increasing (duplicates or unsorted), fewer than two rows (:func:`validate_table`).
+    A missing file is a ``ValueError`` too.
 
     ``sort=True`` is meant for digitised curves whose points wander back and forth: rows are sorted
     by ``x`` (stable) and rows with identical ``x`` are averaged, instead of raising.
@@ -71,66 +58,9 @@ def read_two_column(
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: file not found; give the path of an existing two-column text file")
-    names = (x_name, y_name)
-    xs: list[float] = []
-    ys: list[float] = []
-    lines: list[int] = []
-    ncols = None
-    seen_data_or_header = False
-    try:
-        with _open_text(path) as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                text = raw.split("#", 1)[0].strip()
-                if not text:
-                    continue
-                fields = _SPLIT.split(text)
-                if not seen_data_or_header:
-                    seen_data_or_header = True
-                    if not any(_is_number(f) for f in fields):
-                        continue  # header line of column names
-                if len(fields) < 2:
-                    raise ValueError(
-                        f"{path}: line {lineno}: found {len(fields)} field ({text!r}) but need at least 2 "
-                        f"columns ({x_name}, {y_name}); fix the row or remove it"
-                    )
-                if ncols is None:
-                    ncols = len(fields)
-                elif len(fields) != ncols:
-                    raise ValueError(
-                        f"{path}: line {lineno}: found {len(fields)} fields ({text!r}) but the first data row "
-                        f"(line {lines[0]}) has {ncols}; every row needs the same columns ({x_name}, {y_name}, ...)"
-                    )
-                vals = []
-                for col, (name, tok) in enumerate(zip(names, fields[:2]), start=1):
-                    if tok == "":
-                        raise ValueError(
-                            f"{path}: line {lineno}: field {name!r} (column {col}) is empty in {text!r}; "
-                            f"put a number there or delete the stray separator"
-                        )
-                    try:
-                        v = float(tok)
-                    except ValueError:
-                        raise ValueError(
-                            f"{path}: line {lineno}: field {name!r} (column {col}) = {tok!r} is not a number; "
-                            f"fix the value or comment the line out with '#'"
-                        ) from None
-                    if not math.isfinite(v):
-                        raise ValueError(
-                            f"{path}: line {lineno}: field {name!r} (column {col}) = {tok!r} is not finite "
-                            f"(NaN/inf); replace it with a finite number or remove the row"
-                        )
-                    vals.append(v)
-                xs.append(vals[0])
-                ys.append(vals[1])
-                lines.append(lineno)
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not a UTF-8 text file ({exc}); give a plain or .bz2 text table") from None
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: cannot be read ({exc}); give a plain or .bz2 text table") from None
-
-    x = np.asarray(xs, dtype=float)
-    y = np.asarray(ys, dtype=float)
-    where = [f"{path}: line {n}" for n in lines]
+    t = read_table(path, (x_name, y_name), extra_columns=True)
+    x, y = t.data[:, 0].copy(), t.data[:, 1].copy()
+    where = [f"{path}:{n}" for n in t.lines]
     if sort and x.size:
         order = np.argsort(x, kind="stable")
         x, y = x[order], y[order]
