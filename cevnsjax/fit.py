@@ -42,6 +42,7 @@ from scipy import stats as _st
 __all__ = [
     "FitResult",
     "ProfileResult",
+    "allowed_intervals",
     "FisherResult",
     "TestResult",
     "minimize",
@@ -462,6 +463,33 @@ def _result(prob, x, v, cov, ok, nit, gmax, start_nll, msg):
 
 
 # ---------------------------------------------------------------------------------------------- profiles
+def allowed_intervals(x, d, threshold: float, crossing=None) -> list[list[float]]:
+    """Every interval of the grid ``x`` (ascending) where ``d`` < ``threshold`` (e.g. Delta chi^2 < 2.71), as
+    [lo, hi] pairs: disjoint islands (a sign-flipped Z' solution, a second NSI band) each give one.
+
+    ``crossing(i_in, i_out)`` returns the crossing between grid points i_in (allowed) and i_out (excluded);
+    default: linear interpolation of ``d`` in ``x``. An interval that reaches an end of the grid ends there.
+    """
+    x, d = np.asarray(x, float), np.asarray(d, float)
+    if crossing is None:
+        def crossing(i, o):
+            return float(x[o] + (threshold - d[o]) * (x[i] - x[o]) / (d[i] - d[o]))
+    inside = d < threshold
+    out, i = [], 0
+    while i < len(x):
+        if not inside[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(x) and inside[j + 1]:
+            j += 1
+        lo = float(x[0]) if i == 0 else crossing(i, i - 1)
+        hi = float(x[-1]) if j == len(x) - 1 else crossing(j, j + 1)
+        out.append([lo, hi])
+        i = j + 1
+    return out
+
+
 @dataclass
 class ProfileResult:
     """Profile likelihood over a 1-D or 2-D grid of ``names``.

@@ -178,7 +178,8 @@ def run_nuts(jm, obs, a, seed):
 # -------------------------------------------------------------------------------------------- main
 def main(a):
     out = setup(a, __file__)
-    from cevnsjax import Uniform, LogUniform
+    from cevnsjax import LogUniform, Uniform
+    from cevnsjax.fit import allowed_intervals
 
     summary = {"script": "cicenns_sensitivity", "talk": TALK,
                "settings": {k: getattr(a, k) for k in ("num_samples", "num_warmup", "num_chains", "seed", "quick",
@@ -273,7 +274,7 @@ def main(a):
             g = np.unique(np.r_[grid, np.linspace(-4 * sig_f, 4 * sig_f, 17)])
             p1 = profile_1d(jm1, poi, g, obs)
             d = p1.delta_chi2
-            allowed = _intervals(g, d, CHI2_90_1DOF)
+            allowed = allowed_intervals(g, d, CHI2_90_1DOF)
             hw1, _ = half_width68(_restrict(p1, -6 * sig_f, 6 * sig_f))
             nsi[poi] = {"other_fixed_at": 0.0, "fisher_sigma": sig_f, "profile_sigma_sm_band": hw1,
                         "profile_over_fisher": hw1 / sig_f, "allowed_90cl": allowed, "grid": g, "delta_chi2": d}
@@ -355,25 +356,6 @@ def _restrict(p, lo, hi):
     x = np.asarray(p.grid[0])
     k = (x >= lo) & (x <= hi)
     return ProfileResult(p.names, (x[k],), p.nll[k], float(np.min(p.nll[k])), p.converged[k], p.nuisance_names, p.nuisance[k])
-
-
-def _intervals(x, d, thr):
-    """Intervals of x where d < thr (linear interpolation of the crossings)."""
-    x, d = np.asarray(x), np.asarray(d)
-    inside = d < thr
-    out, i = [], 0
-    while i < len(x):
-        if inside[i]:
-            j = i
-            while j + 1 < len(x) and inside[j + 1]:
-                j += 1
-            lo = x[i] if i == 0 else x[i - 1] + (thr - d[i - 1]) * (x[i] - x[i - 1]) / (d[i] - d[i - 1])
-            hi = x[j] if j == len(x) - 1 else x[j] + (thr - d[j]) * (x[j + 1] - x[j]) / (d[j + 1] - d[j])
-            out.append([float(lo), float(hi)])
-            i = j + 1
-        else:
-            i += 1
-    return out
 
 
 def _plots(out, s, r, rw, samples_n):

@@ -129,6 +129,8 @@ def limits_from_scan(grid, chi2, chi2_min, g_best, chi2_fn, n_bisect=10, level=C
     """Allowed intervals in g (Delta chi^2 < ``level``, default 2.71: 90 % CL; ends refined by bisection in
     log g) and the upper limit (the largest allowed coupling: the top of the highest interval; for the Z' this
     can be the top of the sign-flipped island above an excluded gap)."""
+    from cevnsjax.fit import allowed_intervals
+
     # the refined best fit joins the grid, so an allowed interval exists even when the minimum lies
     # between coarse grid points (every grid point then has Delta chi^2 > 2.71)
     grid, chi2 = np.asarray(grid, float), np.asarray(chi2, float)
@@ -137,7 +139,6 @@ def limits_from_scan(grid, chi2, chi2_min, g_best, chi2_fn, n_bisect=10, level=C
         grid, chi2 = np.insert(grid, k, g_best), np.insert(chi2, k, chi2_min)
     d = chi2 - chi2_min
     lg = np.log10(grid)
-    ok = d < level
 
     def refine(i_in, i_out):
         a, b = lg[i_in], lg[i_out]
@@ -149,18 +150,7 @@ def limits_from_scan(grid, chi2, chi2_min, g_best, chi2_fn, n_bisect=10, level=C
                 b = c
         return float(10 ** (0.5 * (a + b)))
 
-    intervals, i = [], 0
-    while i < len(grid):
-        if ok[i]:
-            j = i
-            while j + 1 < len(grid) and ok[j + 1]:
-                j += 1
-            lo = float(grid[0]) if i == 0 else refine(i, i - 1)
-            hi = float(grid[-1]) if j == len(grid) - 1 else refine(j, j + 1)
-            intervals.append([lo, hi])
-            i = j + 1
-        else:
-            i += 1
+    intervals = allowed_intervals(grid, d, level, refine)
     upper = max((hi for lo, hi in intervals), default=None)
     return intervals, upper
 

@@ -291,3 +291,25 @@ def test_float32_likelihood_agrees_with_float64():
     np.testing.assert_allclose(float(d32), float(d64), rtol=1e-5)
     g = jax.grad(lambda m: poisson_log_likelihood(n.astype(np.float32), m, saturated=True))(mu.astype(np.float32))
     assert g.dtype == jnp.float32 and np.all(np.isfinite(g))
+
+
+def test_allowed_intervals_finds_every_island():
+    # d(x) = (x^2 - 4)^2 / 4: two islands |x^2 - 4| < 2 sqrt(thr) around x = -2 and x = 2; exact ends
+    # sqrt(4 -+ 2 sqrt(thr)). Linear interpolation on a 0.001 grid: error <= h^2 max|d''| / (8 |d'|) ~ 1e-6.
+    from cevnsjax.fit import allowed_intervals
+
+    x = np.linspace(-3.0, 3.0, 6001)
+    d = (x**2 - 4.0) ** 2 / 4.0
+    thr = 2.705543454095404
+    a, b = np.sqrt(4 - 2 * np.sqrt(thr)), np.sqrt(4 + 2 * np.sqrt(thr))
+    got = allowed_intervals(x, d, thr)
+    np.testing.assert_allclose(got, [[-b, -a], [a, b]], atol=1e-5)
+    # an island that reaches the grid end ends there; a crossing function replaces the interpolation
+    left = x <= 2.0  # the right island is cut at its centre: it ends at the last grid point
+    last = allowed_intervals(x[left], d[left], thr)[-1]
+    assert last[1] == float(x[left][-1]) and abs(last[0] - a) < 1e-5
+    assert allowed_intervals(x, d, 0.0) == []
+    seen = []
+    exact = allowed_intervals(x, d, thr, crossing=lambda i, o: seen.append((i, o)) or float(x[i]))
+    assert len(seen) == 4 and all(abs(i - o) == 1 and d[i] < thr <= d[o] for i, o in seen)
+    assert exact[0][0] == x[seen[0][0]]
