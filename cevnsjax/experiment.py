@@ -39,7 +39,7 @@ from .params import PhysicsParams
 from .quenching import E_R_from_Eee
 from .rates import RateKernels, node_rates, prepare as prepare_kernels
 from .response import ArrivalTimePDF, GeResolution, choose_smearing_grid, gamma_pe_bin_probabilities, \
-    gaussian_bin_probabilities, grid_deposit, poisson_pe_bin_probabilities, time_bin_fractions
+    gaussian_bin_probabilities, grid_deposit, hermite_weights, poisson_pe_bin_probabilities, time_bin_fractions
 from .xsec import CrossSectionModel
 
 __all__ = [
@@ -470,9 +470,8 @@ def _response(theta: ExperimentParams, prep: PreparedExperiment, per_node, oneho
     i = jnp.clip(jnp.searchsorted(fine, jax.lax.stop_gradient(x), side="right") - 1, 0, nf - 1)
     h = fine[i + 1] - fine[i]
     t = (x - fine[i]) / h
-    h00, h10 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t
-    h01, h11 = -2 * t**3 + 3 * t**2, t**3 - t**2
-    at = h00 * cum[:, i] + h10 * h * dens[:, i] + h01 * cum[:, i + 1] + h11 * h * dens[:, i + 1]  # (C, nb+1)
+    w = hermite_weights(t)  # (nb+1, 4): weights of f(0), f(1), f'(0), f'(1)
+    at = w[:, 0] * cum[:, i] + w[:, 1] * cum[:, i + 1] + w[:, 2] * h * dens[:, i] + w[:, 3] * h * dens[:, i + 1]
     return jnp.diff(at, axis=-1)
 
 
