@@ -20,9 +20,9 @@ import jax.numpy as jnp
 
 import cevnsjax as cj
 from cevnsjax.experiment import predict
-from cevnsjax.experiments.dresden_ii import DresdenIIBackground
-from cevnsjax.quenching import ModifiedLindhard
-from cevnsjax.spec import experiment_from_spec, load_spec
+from cevnsjax.io.presets.dresden_ii import DresdenIIBackground
+from cevnsjax.detector.quenching import ModifiedLindhard
+from cevnsjax.io.spec import experiment_from_spec, load_spec
 
 REPEAT, BATCHES = 30, 10
 

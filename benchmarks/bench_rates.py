@@ -18,8 +18,8 @@ import numpy as np
 from scipy import integrate
 
 import cevnsjax as cj
-from cevnsjax.fluxes import PionDAR, Reactor
-from cevnsjax.nuclei import Target
+from cevnsjax.sources import PionDAR, Reactor
+from cevnsjax.physics.nuclei import Target
 
 N_POINTS = 100
 

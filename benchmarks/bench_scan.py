@@ -1,4 +1,4 @@
-"""Benchmark: Dresden-II (m_Z', g_Z') scans with :func:`cevnsjax.scan.run_scan`.
+"""Benchmark: Dresden-II (m_Z', g_Z') scans with :func:`cevnsjax.stats.scan.run_scan`.
 
 Measured in one run: unprofiled points per second against grid size (chunk 4096, fixed memory: the
 peak RSS is printed after each size), scaling over 1, 2 and 4 (fake) CPU devices, the profiled plane
@@ -26,10 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import cevnsjax as cj
-from cevnsjax import parameters
+from cevnsjax import experiment as parameters
 from cevnsjax.experiment import predict
-from cevnsjax.scan import Grid, run_scan
-from cevnsjax.spec import load_preset
+from cevnsjax.stats.scan import Grid, run_scan
+from cevnsjax.io.spec import load_preset
 
 BKG = {"A": (20.0, 0.0, 1e3), "B": (150.0, 0.0, 1e4), "C": (4.0, 0.1, 50.0), "h_L1": (100.0, 0.0, 1e4),
        "c_L1": (1.297, 1.2, 1.4), "w_L1": (0.1, 0.03, 0.3), "a_M": (1.0, 0.8, 1.2)}
@@ -67,7 +67,7 @@ def baseline_per_point(ex, n_points=3):
     from scipy.integrate import quad
     from scipy.special import erf
 
-    from cevnsjax.fluxes.reactor import HuberMueller
+    from cevnsjax.sources.reactor import HuberMueller
 
     flux = HuberMueller("U235", 1.8, 8.0)
     M, Z, N = 72.63 * 931.494, 32.0, 40.63

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import cevnsjax as cj  # noqa: E402
 from bench_scan import BEST_BKG, dresden_objective, plane  # noqa: E402
-from cevnsjax.scan import run_scan  # noqa: E402
+from cevnsjax.stats.scan import run_scan  # noqa: E402
 
 
 def main():

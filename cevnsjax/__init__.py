@@ -10,20 +10,20 @@ Quick start::
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from .config import enable_x64, x64_enabled
-from .couplings import (B_MINUS_L, B_MINUS_LE_3LMU_PLUS_LTAU, COUPLING_PRESETS, UNIVERSAL, FixedCouplings,
+from cevnsjax.config import enable_x64, x64_enabled
+from cevnsjax.physics.couplings import (B_MINUS_L, B_MINUS_LE_3LMU_PLUS_LTAU, COUPLING_PRESETS, UNIVERSAL, FixedCouplings,
                         PDGRadiative, TreeLevel, ZPrimeCharges)
-from .formfactors import Helm, KleinNystrand, NoFormFactor, SymmetrizedFermi
-from .fluxes import BinnedFlux, CompositeSource, PionDAR, Reactor, ScaledSource, Source, TabulatedFlux
-from .nuclei import Isotope, Target
-from .params import PhysicsParams
-from .rates import RateKernels, binned_rate, expected_counts, node_rates, prepare, recoil_spectrum
-from .xsec import CrossSectionModel, differential_cross_section, total_cross_section, weak_charge
-from .experiment import Experiment, ExperimentParams, Observable, Observed, Prediction, RecoilGrid, predict
-from .spec import SpecError, experiment_from_spec, load_preset, load_spec, preset_names
-from .infer import HalfNormal, LogNormal, LogUniform, Normal, TruncatedNormal, Uniform, run_nuts
-from .model import Analysis, JointModel
-from .fit import minimize, profile
+from cevnsjax.physics.formfactors import Helm, KleinNystrand, NoFormFactor, SymmetrizedFermi
+from cevnsjax.sources import BinnedFlux, CompositeSource, PionDAR, Reactor, ScaledSource, Source, TabulatedFlux
+from cevnsjax.physics.nuclei import Isotope, Target
+from cevnsjax.physics.params import PhysicsParams
+from cevnsjax.rates import RateKernels, binned_rate, expected_counts, node_rates, prepare, recoil_spectrum
+from cevnsjax.physics.xsec import CrossSectionModel, differential_cross_section, total_cross_section, weak_charge
+from cevnsjax.experiment import Experiment, ExperimentParams, Observable, Observed, Prediction, RecoilGrid, predict
+from cevnsjax.io.spec import SpecError, experiment_from_spec, load_preset, load_spec, preset_names
+from cevnsjax.stats.infer import HalfNormal, LogNormal, LogUniform, Normal, TruncatedNormal, Uniform, run_nuts
+from cevnsjax.stats.model import Analysis, JointModel
+from cevnsjax.stats.fit import minimize, profile
 
 try:
     __version__ = _version("cevnsjax")

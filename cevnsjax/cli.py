@@ -10,7 +10,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from cevnsjax import __version__
 
     p = argparse.ArgumentParser(prog="cevnsjax", description="Differentiable CEvNS rates and inference in JAX")
     p.add_argument("--version", action="version", version=f"cevnsjax {__version__}")
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_demo(args) -> int:
-    from .demo import run_demo
+    from cevnsjax.demo import run_demo
 
     paths = run_demo(args.out, n_points=args.points, num_warmup=args.num_warmup, num_samples=args.num_samples,
                      num_chains=args.num_chains, seed=args.seed)
@@ -85,7 +85,7 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_experiments(args) -> int:
-    from .spec import load_spec, preset_names
+    from cevnsjax.io.spec import load_spec, preset_names
 
     for name in preset_names():
         print(f"{name:18s} {load_spec(name).get('description', '')}")
@@ -97,8 +97,8 @@ def _cmd_predict(args) -> int:
 
     import numpy as np
 
-    from .experiment import FLAVOUR_ROWS, predict
-    from .spec import SpecError, experiment_from_spec, load_spec
+    from cevnsjax.experiment import FLAVOUR_ROWS, predict
+    from cevnsjax.io.spec import SpecError, experiment_from_spec, load_spec
 
     try:
         exp = experiment_from_spec(load_spec(args.spec))
@@ -140,7 +140,7 @@ def _cmd_predict(args) -> int:
 
 
 def _parse_prior(text: str):
-    from .spec import SpecError
+    from cevnsjax.io.spec import SpecError
 
     if "=" not in text:
         raise SpecError(f"--prior {text!r}: write NAME=KIND:A:B, e.g. q=uniform:-4e-4:2e-4")
@@ -154,11 +154,11 @@ def _parse_prior(text: str):
 
 def _default_priors(exp) -> dict:
     """signal_scale ~ U(0, 5) and every background's amplitude-like field ~ U(0, 10 x default + 1)."""
-    from .parameters import _traced_fields
+    from cevnsjax.experiment import traced_fields
 
     out = {"signal_scale": ("uniform", 0.0, 5.0)}
     for b in exp.defaults.backgrounds:
-        for f in _traced_fields(b):
+        for f in traced_fields(b):
             if f in ("rate", "rate0", "amplitude", "scale", "A", "B", "h_L1"):
                 v = abs(float(getattr(b, f)))
                 out[f"bkg.{b.name}.{f}"] = ("uniform", 0.0, 10.0 * v + 1.0)
@@ -170,8 +170,8 @@ def _cmd_fit(args) -> int:
 
     import numpy as np
 
-    from .model import Analysis, JointModel
-    from .spec import SpecError, experiment_from_spec, fit_priors, load_spec
+    from cevnsjax.stats.model import Analysis, JointModel
+    from cevnsjax.io.spec import SpecError, experiment_from_spec, fit_priors, load_spec
 
     try:
         spec = load_spec(args.spec)
@@ -215,11 +215,11 @@ def _cmd_scan(args) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from . import __version__
-    from .model import Analysis, JointModel
-    from .parameters import valid_names
-    from .scan import Grid, parse_axis, plot_exclusion, plot_scan, run_scan
-    from .spec import SpecError, experiment_from_spec, fit_priors, load_spec
+    from cevnsjax import __version__
+    from cevnsjax.stats.model import Analysis, JointModel
+    from cevnsjax.experiment import valid_names
+    from cevnsjax.stats.scan import Grid, parse_axis, plot_exclusion, plot_scan, run_scan
+    from cevnsjax.io.spec import SpecError, experiment_from_spec, fit_priors, load_spec
 
     try:
         spec = load_spec(args.spec)
@@ -278,8 +278,8 @@ def _cmd_unfold(args) -> int:
 
     import numpy as np
 
-    from .datapath import data_dir
-    from .unfold import SCENARIOS, run_unfolding
+    from cevnsjax.io.location import data_dir
+    from cevnsjax.stats.unfold import SCENARIOS, run_unfolding
 
     key = args.spec.replace("scenario", "")
     if not key.isdigit() or int(key) not in SCENARIOS:
@@ -325,7 +325,7 @@ def _cmd_unfold(args) -> int:
 
 
 def main(argv=None) -> int:
-    from .config import enable_x64
+    from cevnsjax.config import enable_x64
 
     enable_x64()
     parser = build_parser()

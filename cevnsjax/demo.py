@@ -23,15 +23,15 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from .backgrounds import Flat
-from .experiment import Experiment, ExperimentParams, Observable, Observed, RecoilGrid
-from .fluxes import PionDAR, Reactor
-from .infer import LogNormal, TruncatedNormal, Uniform
-from .model import Analysis, JointModel
-from .params import PhysicsParams
-from .quenching import ModifiedLindhard
-from .rates import prepare, recoil_spectrum
-from .response import GeResolution
+from cevnsjax.detector.backgrounds import Flat
+from cevnsjax.experiment import Experiment, ExperimentParams, Observable, Observed, RecoilGrid
+from cevnsjax.sources import PionDAR, Reactor
+from cevnsjax.stats.infer import LogNormal, TruncatedNormal, Uniform
+from cevnsjax.stats.model import Analysis, JointModel
+from cevnsjax.physics.params import PhysicsParams
+from cevnsjax.detector.quenching import ModifiedLindhard
+from cevnsjax.rates import prepare, recoil_spectrum
+from cevnsjax.detector.response import GeResolution
 
 __all__ = ["run_demo", "spectra", "simulated_experiment", "TARGETS", "TRUTH"]
 

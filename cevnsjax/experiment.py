@@ -2,7 +2,7 @@
 expected counts they predict.
 
 An :class:`Experiment` is a host-side, validated description (built from a TOML specification by
-:mod:`cevnsjax.spec` or in Python). ``experiment.prepare()`` does the one-time work -- the E_nu
+:mod:`cevnsjax.io.spec` or in Python). ``experiment.prepare()`` does the one-time work -- the E_nu
 integral on a fine recoil grid, time fractions -- and returns a :class:`PreparedExperiment` pytree;
 then :func:`predict` maps an :class:`ExperimentParams` pytree (physics parameters, quenching and
 resolution models, efficiency, backgrounds, flux scales) to expected counts per observable bin.
@@ -18,33 +18,35 @@ each node is deposited on the 2 grid points around it (cubic Hermite weights, :f
 the quenching parameters stay free, the resolution parameters are frozen (Dresden-II: 4x faster).
 Without resolution, counts in E_ee bins come from the cumulative recoil spectrum at E_R(E_ee edges)
 (exact Jacobian, differentiable in the quenching parameters; needs E_ee(E_R) monotonic: see
-:func:`cevnsjax.quenching.monotonic_threshold`).
+:func:`cevnsjax.detector.quenching.monotonic_threshold`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .backgrounds import total_background
-from .fluxes._base import Source
-from .nuclei import Target
-from .params import PhysicsParams
-from .quenching import E_R_from_Eee
-from .rates import RateKernels, node_rates, prepare as prepare_kernels
-from .response import ArrivalTimePDF, GeResolution, choose_smearing_grid, gamma_pe_bin_probabilities, \
+from cevnsjax.detector.backgrounds import total_background
+from cevnsjax.sources.base import Source
+from cevnsjax.physics.nuclei import Target
+from cevnsjax.physics.params import PhysicsParams
+from cevnsjax.detector.quenching import E_R_from_Eee
+from cevnsjax.rates import RateKernels, node_rates, prepare as prepare_kernels
+from cevnsjax.detector.response import ArrivalTimePDF, GeResolution, choose_smearing_grid, gamma_pe_bin_probabilities, \
     gaussian_bin_probabilities, grid_deposit, hermite_weights, poisson_pe_bin_probabilities, time_bin_fractions
-from .xsec import CrossSectionModel
+from cevnsjax.physics.xsec import CrossSectionModel
 
 __all__ = [
     "OBSERVABLES", "RecoilGrid", "Observable", "Observed", "ExperimentParams", "Experiment",
     "PreparedExperiment", "Prediction", "predict", "GaussianResolution", "PoissonPE", "GammaPE",
+    "valid_names", "apply", "get", "check_names", "traced_fields", "PHYSICS_SCALARS",
 ]
 
 OBSERVABLES = ("E_R_keV", "E_ee_keV", "PE")
@@ -248,11 +250,11 @@ class ExperimentParams:
     """Everything ``predict`` depends on; every array leaf is differentiable.
 
     physics: :class:`PhysicsParams`; flux_scale: one factor per flux component (ones = nominal);
-    quenching: a :mod:`cevnsjax.quenching` model (None for the E_R observable); resolution: a
+    quenching: a :mod:`cevnsjax.detector.quenching` model (None for the E_R observable); resolution: a
     Gaussian width model, PoissonPE or GammaPE (None = perfect resolution); efficiency: callable of
     the observable, applied at the centres of ``Observable.efficiency_subbins`` equal sub-bins of
     each bin (None = 1); time_efficiency: callable of time [us] at time-bin
-    centres; backgrounds: tuple of :mod:`cevnsjax.backgrounds` models; signal_scale: overall factor.
+    centres; backgrounds: tuple of :mod:`cevnsjax.detector.backgrounds` models; signal_scale: overall factor.
     """
 
     physics: PhysicsParams
@@ -331,7 +333,7 @@ class Experiment:
         the largest step at which the cubic Hermite interpolation of every P(bin | E_obs) is within
         ``GRID_SMEARING_TOL`` = 1e-7 (Dresden-II: 7.6 eV for sigma >= 68.5 eV, 276 points up to 2.1
         keVee); the table is trimmed to the E_obs range where some bin has P > 1e-15 (nodes outside
-        contribute less and are dropped). See :func:`cevnsjax.response.choose_smearing_grid`.
+        contribute less and are dropped). See :func:`cevnsjax.detector.response.choose_smearing_grid`.
         """
         obs = self.observable
         direct = obs.kind == "E_R_keV" and self.defaults.resolution is None
@@ -497,3 +499,134 @@ def predict(theta: ExperimentParams, prep: PreparedExperiment) -> Prediction:
     signal = comp.sum(axis=0)
     bkg = total_background(theta.backgrounds, edges, prep.exposure_kg_day, signal.shape)
     return Prediction(signal=signal, signal_by_flavour=by_flavour, background=bkg, total=signal + bkg)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parameter names
+#
+# Named parameters of an experiment: one flat namespace for fits, samplers and scans.
+#
+# A name addresses one scalar inside :class:`~cevnsjax.experiment.ExperimentParams`:
+#
+# * physics: ``sin2_theta_w``, ``delta_gp_v``, ``delta_gn_v``, ``g_zprime``, ``m_zprime_MeV``,
+#   ``g_scalar``, ``m_scalar_MeV``, ``delta_rp_fm``, ``delta_rn_fm``; NSI entries ``eps_u_ee``,
+#   ``eps_d_mue``, ... (``eps_<q>_<beta><alpha>``, flavours e, mu, tau; off-diagonal names set both
+#   the (beta, alpha) and (alpha, beta) entries, as for a real symmetric matrix); per-flavour
+#   ``magnetic_moment_1e10_muB_e`` and ``charge_radius2_1e32_cm2_mu``;
+# * detector: ``k`` and ``q`` (quenching; aliases of ``quenching.k``, ``quenching.q``), any traced
+#   field as ``quenching.<f>``, ``resolution.<f>``, ``efficiency.<f>``;
+# * backgrounds: ``bkg.<name>.<field>`` (e.g. ``bkg.dresden_ii.A``, ``bkg.flat.rate``);
+# * flux: ``flux_norm`` (multiplies every component), ``flux.<component>`` (e.g. ``flux.bin3``,
+#   ``flux.U235``); ``signal_scale``.
+#
+# :func:`valid_names` lists what an experiment accepts; :func:`apply` sets values (pure, jit-able).
+PHYSICS_SCALARS = ("sin2_theta_w", "delta_gp_v", "delta_gn_v", "g_zprime", "m_zprime_MeV", "g_scalar",
+                   "m_scalar_MeV", "delta_rp_fm", "delta_rn_fm")
+_FL = ("e", "mu", "tau")
+_NSI = {f"eps_{q}_{b}{a}": (f"eps_{q}", i, j) for q in ("u", "d") for i, b in enumerate(_FL) for j, a in enumerate(_FL)}
+_PER_FLAVOUR = {f"{base}_{f}": (base, i) for base in ("magnetic_moment_1e10_muB", "charge_radius2_1e32_cm2")
+                for i, f in enumerate(_FL)}
+_ALIASES = {"k": "quenching.k", "q": "quenching.q"}
+
+
+def traced_fields(obj) -> list[str]:
+    if obj is None or not dataclasses.is_dataclass(obj):
+        return []
+    return [f.name for f in dataclasses.fields(obj) if not f.metadata.get("static", False)
+            and jnp.ndim(getattr(obj, f.name)) == 0]
+
+
+def frozen_parts(experiment) -> tuple[str, ...]:
+    """Parts of the response an experiment tabulated once and cannot vary (smearing = "grid": resolution)."""
+    obs = getattr(experiment, "observable", None)
+    return ("resolution",) if getattr(obs, "smearing", "exact") == "grid" else ()
+
+
+def valid_names(theta: ExperimentParams, component_names=(), experiment=None) -> list[str]:
+    """Every parameter name that :func:`apply` accepts for these parameters (and, given the ``experiment``,
+    that it can vary: no ``resolution.*`` when its smearing is tabulated once, ``smearing = "grid"``)."""
+    names = list(PHYSICS_SCALARS) + list(_NSI) + list(_PER_FLAVOUR) + ["flux_norm", "signal_scale"]
+    names += [f"flux.{c}" for c in component_names]
+    frozen = frozen_parts(experiment)
+    for part in ("quenching", "resolution", "efficiency"):
+        if part not in frozen:
+            names += [f"{part}.{f}" for f in traced_fields(getattr(theta, part))]
+    if theta.quenching is not None and {"k", "q"} & set(traced_fields(theta.quenching)):
+        names += [a for a, full in _ALIASES.items() if full.split(".")[1] in traced_fields(theta.quenching)]
+    for b in theta.backgrounds:
+        names += [f"bkg.{b.name}.{f}" for f in traced_fields(b)]
+    return names
+
+
+def check_names(names, theta: ExperimentParams, component_names=(), experiment=None) -> None:
+    """Raise ValueError naming each unknown parameter, its closest valid name and the valid choices."""
+    valid = valid_names(theta, component_names, experiment)
+    for n in names:
+        if n.split(".")[0] in frozen_parts(experiment) and n in valid_names(theta, component_names):
+            raise ValueError(f"parameter {n!r} cannot vary: experiment {experiment.name!r} tabulates its resolution "
+                             "once (smearing='grid'); build it with smearing='exact' (spec: [detector] smearing = "
+                             "\"exact\") to fit the resolution")
+        if n not in valid:
+            close = difflib.get_close_matches(n, valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown parameter {n!r}.{hint} Valid parameters: {', '.join(valid)}")
+
+
+def _set_physics(phys, name, value):
+    if name in PHYSICS_SCALARS:
+        return dataclasses.replace(phys, **{name: value})
+    if name in _NSI:
+        field, i, j = _NSI[name]
+        m = jnp.asarray(getattr(phys, field), dtype=jnp.result_type(value, float))
+        m = m.at[i, j].set(value).at[j, i].set(value)
+        return dataclasses.replace(phys, **{field: m})
+    field, i = _PER_FLAVOUR[name]
+    v = jnp.asarray(getattr(phys, field), dtype=jnp.result_type(value, float)).at[i].set(value)
+    return dataclasses.replace(phys, **{field: v})
+
+
+def apply(theta: ExperimentParams, values: Mapping[str, object], component_names=()) -> ExperimentParams:
+    """A copy of ``theta`` with named parameters set (no validation: use :func:`check_names` once)."""
+    for name, value in values.items():
+        name = _ALIASES.get(name, name)
+        if name in PHYSICS_SCALARS or name in _NSI or name in _PER_FLAVOUR:
+            theta = dataclasses.replace(theta, physics=_set_physics(theta.physics, name, value))
+        elif name == "signal_scale":
+            theta = dataclasses.replace(theta, signal_scale=value)
+        elif name == "flux_norm":
+            theta = dataclasses.replace(theta, flux_scale=theta.flux_scale * value)
+        elif name.startswith("flux."):
+            i = list(component_names).index(name[5:])
+            theta = dataclasses.replace(theta, flux_scale=jnp.asarray(theta.flux_scale).at[i].set(value))
+        elif name.startswith("bkg."):
+            _, bname, field = name.split(".", 2)
+            theta = theta.replace_background(bname, **{field: value})
+        else:
+            part, field = name.split(".", 1)
+            theta = dataclasses.replace(theta, **{part: dataclasses.replace(getattr(theta, part), **{field: value})})
+    return theta
+
+
+def get(theta: ExperimentParams, name: str, component_names=()):
+    """The current value of a named parameter (for starting points)."""
+    name = _ALIASES.get(name, name)
+    p = theta.physics
+    if name in PHYSICS_SCALARS:
+        return getattr(p, name)
+    if name in _NSI:
+        field, i, j = _NSI[name]
+        return jnp.asarray(getattr(p, field))[i, j]
+    if name in _PER_FLAVOUR:
+        field, i = _PER_FLAVOUR[name]
+        return jnp.asarray(getattr(p, field))[i]
+    if name == "signal_scale":
+        return theta.signal_scale
+    if name == "flux_norm":
+        return 1.0
+    if name.startswith("flux."):
+        return jnp.asarray(theta.flux_scale)[list(component_names).index(name[5:])]
+    if name.startswith("bkg."):
+        _, bname, field = name.split(".", 2)
+        return getattr(theta.background(bname), field)
+    part, field = name.split(".", 1)
+    return getattr(getattr(theta, part), field)

@@ -1,7 +1,7 @@
 """Rate kernels (prepared once) and recoil spectra (a jitted contraction per parameter point).
 
 ``prepare(target, source, ...)`` integrates every flux component against the three kinematic
-weights of :mod:`cevnsjax.xsec` over E_nu from the exact threshold E_nu,min(E_R) upwards
+weights of :mod:`cevnsjax.physics.xsec` over E_nu from the exact threshold E_nu,min(E_R) upwards
 (Gauss-Legendre, split at the source's breakpoints; lines exactly), for every isotope of the target
 and every recoil node. The form factor depends on E_R only, so it stays outside the integral and
 radii remain free parameters. What comes out is a :class:`RateKernels` pytree; then
@@ -30,11 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .constants import G_F, HBARC2_MEV2_CM2, KEV, SECONDS_PER_DAY
-from .fluxes._base import ContinuousComponent, LineComponent, Source, _subintervals
-from .nuclei import Target
-from .params import PhysicsParams
-from .xsec import CrossSectionModel, E_nu_min, E_R_max, coefficients, kinematic_weights
+from cevnsjax.physics.constants import G_F, HBARC2_MEV2_CM2, KEV, SECONDS_PER_DAY
+from cevnsjax.sources.base import ContinuousComponent, LineComponent, Source, _subintervals
+from cevnsjax.physics.nuclei import Target
+from cevnsjax.physics.params import PhysicsParams
+from cevnsjax.physics.xsec import CrossSectionModel, E_nu_min, E_R_max, coefficients, kinematic_weights
 
 __all__ = ["RateKernels", "prepare", "node_rates", "recoil_spectrum", "binned_rate", "expected_counts"]
 

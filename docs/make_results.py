@@ -49,7 +49,7 @@ REASONS = {
 }
 
 UNFOLD_TOYS = 200
-UNFOLD_BETAS = np.geomspace(1e-8, 1e4, 100)  # the grid of cevnsjax.unfold.run_unfolding (DEFAULT_BETA_RANGE, n_betas=100)
+UNFOLD_BETAS = np.geomspace(1e-8, 1e4, 100)  # the grid of cevnsjax.stats.unfold.run_unfolding (DEFAULT_BETA_RANGE, n_betas=100)
 
 ROW_IDS = ("csi2017_sm", "csi2017_fit", "csi2021_sm", "csi2021_fit", "lar2020_sm", "dresden_flux",
            "dresden_q", "cicenns_events", "cicenns_precision", "texono_yields", "unfold_s1", "unfold_s2",
@@ -67,9 +67,9 @@ def coherent_rows(dd, timings):
     import cevnsjax as cj
     import coherent_csi as CC
     from _common import Fitter
-    from cevnsjax.data.coherent_csi_2017 import load_coherent_csi_2017
-    from cevnsjax.data.coherent_lar_2020 import load_coherent_lar_2020
-    from cevnsjax.fit import significance
+    from cevnsjax.io.releases.coherent_csi_2017 import load_coherent_csi_2017
+    from cevnsjax.io.releases.coherent_lar_2020 import load_coherent_lar_2020
+    from cevnsjax.stats.fit import significance
 
     rows = []
     t = time.perf_counter()
@@ -160,7 +160,7 @@ def dresden_rows(dd, timings, plots_dir=None):
     import cevnsjax as cj
     import dresden_ii_quenching as DQ
     from _common import Fitter
-    from cevnsjax.fit import compare
+    from cevnsjax.stats.fit import compare
 
     rows = []
     t = time.perf_counter()
@@ -322,10 +322,10 @@ def texono_row(timings):
 
 def unfolding_toys(problem, n_toys, seed, betas=UNFOLD_BETAS):
     """nu_hat (n_betas, n_toys, m) of seeded toys on the beta grid: the estimator part of
-    ``cevnsjax.unfold.run_unfolding`` (same data, seeds and grid; its bias statistics, which need a
+    ``cevnsjax.stats.unfold.run_unfolding`` (same data, seeds and grid; its bias statistics, which need a
     Jacobian per toy and ~1 minute of compilation, are not needed for the bands)."""
     import jax.numpy as jnp
-    from cevnsjax import unfold as U
+    from cevnsjax.stats import unfold as U
 
     L = jnp.asarray(U.second_difference_matrix(problem.m))
     toys = jnp.asarray(U.toy_data(problem, n_toys, seed))
@@ -334,12 +334,12 @@ def unfolding_toys(problem, n_toys, seed, betas=UNFOLD_BETAS):
 
 
 def _estimates(R, h, b, toys, betas, L):
-    """jit(vmap over betas of vmap over toys) of cevnsjax.unfold.tikhonov_estimate, compiled once per shape."""
+    """jit(vmap over betas of vmap over toys) of cevnsjax.stats.unfold.tikhonov_estimate, compiled once per shape."""
     global _EST
     if "_EST" not in globals():
         import jax
 
-        from cevnsjax import unfold as U
+        from cevnsjax.stats import unfold as U
 
         _EST = jax.jit(lambda R, h, b, toys, betas, L: jax.vmap(
             lambda be: jax.vmap(lambda n: U.tikhonov_estimate(R, h, b, n, be, L))(toys))(betas))
@@ -348,7 +348,7 @@ def _estimates(R, h, b, toys, betas, L):
 
 def unfolding_upper(problem, n_toys=UNFOLD_TOYS, seed=0, betas=UNFOLD_BETAS):
     """As run_unfolding(beta="physical"): median per-toy physical beta, toy 95 % upper bound on sum nu dE."""
-    from cevnsjax import unfold as U
+    from cevnsjax.stats import unfold as U
 
     nu = unfolding_toys(problem, n_toys, seed + 1, betas)
     bp = U.physical_beta(betas, nu)
@@ -378,7 +378,7 @@ def bands_overlap(a, b):
 
 
 def unfolding_rows(dd, timings, plots_dir=None):
-    from cevnsjax import unfold as U
+    from cevnsjax.stats import unfold as U
 
     rows, res = [], {}
     t = time.perf_counter()
@@ -475,7 +475,7 @@ def compute(data_dir=None, plots_dir=None, only=None) -> dict:
     import jax
 
     import cevnsjax as cj
-    from cevnsjax.datapath import data_dir as find_data_dir
+    from cevnsjax.io.location import data_dir as find_data_dir
 
     cj.enable_x64()
     dd = Path(data_dir) if data_dir is not None else find_data_dir(required=True)

@@ -19,11 +19,11 @@ below is kept stable: ``make_parser``, ``setup``, ``write_json``, ``jsonable``, 
 
 ``Fitter`` is a fast maximum-likelihood helper for a :class:`cevnsjax.JointModel`: scipy's
 L-BFGS-B on one jitted ``value_and_grad`` of ``model.nll``, compiled once per model, with any subset
-of parameters held fixed without recompiling. ``cevnsjax.fit.minimize`` compiles its Adam + L-BFGS
+of parameters held fixed without recompiling. ``cevnsjax.stats.fit.minimize`` compiles its Adam + L-BFGS
 loop per set of free parameters (~5-9 s each for Dresden-II on 2 CPU cores), which is too slow for
 scripts that fit the same likelihood with many different fixed sets (nested-model tests, profile
-scans) under a CI time budget. Results are :class:`cevnsjax.fit.FitResult` objects, so
-``cevnsjax.fit.compare`` / ``significance`` apply unchanged.
+scans) under a CI time budget. Results are :class:`cevnsjax.stats.fit.FitResult` objects, so
+``cevnsjax.stats.fit.compare`` / ``significance`` apply unchanged.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def posterior_summary(result, var_names: Sequence[str] | None = None) -> dict:
 
 
 def fit_summary(fit) -> dict:
-    """A :class:`cevnsjax.fit.FitResult` as JSON-ready dict: chi2 (= -2 ln L incl. constraints), values,
+    """A :class:`cevnsjax.stats.fit.FitResult` as JSON-ready dict: chi2 (= -2 ln L incl. constraints), values,
     Hessian errors of the free parameters, convergence flag and message."""
     err = fit.errors
     return {"chi2": float(fit.minus2lnL), "params": {k: float(v) for k, v in fit.best_fit.items()},
@@ -182,7 +182,7 @@ class Fitter:
         f = Fitter(model, scales={"q": 1e-4})
         best = f.fit(n_starts=4)                       # FitResult (chi2 = best.minus2lnL)
         null = f.fit(init=best.best_fit, fixed={"q": 0.0})
-        cevnsjax.fit.compare(null, best).significance
+        cevnsjax.stats.fit.compare(null, best).significance
     """
 
     def __init__(self, model, obs=None, scales: Mapping | None = None):
@@ -224,7 +224,7 @@ class Fitter:
         ``n_starts - 1`` starts ``init + start_scale * scale * N(0, 1)`` (clipped into the bounds)."""
         from scipy.optimize import minimize as _sp_min
 
-        from cevnsjax.fit import FitResult
+        from cevnsjax.stats.fit import FitResult
 
         x0 = dict(self.model.init_values())
         x0.update({k: float(v) for k, v in dict(init or {}).items() if k in x0})

@@ -12,7 +12,7 @@ Preset ``cicenns`` of cevnsjax (COHERENT 2017 CsI[Na] response, 2.0e7 nu/cm^2/s 
   (2Z+N) eps_u + (Z+2N) eps_d, so the region is two parallel bands (SM band and the sign-flipped one);
 * universal light vector Z': 90 % CL upper limit on g_zprime for several masses (Fisher in g^2
   at g = 0 and profile likelihood Delta chi^2 = 2.706).
-Every width is computed from the Fisher matrix (cevnsjax.fit.fisher_matrix, nuisance priors
+Every width is computed from the Fisher matrix (cevnsjax.stats.fit.fisher_matrix, nuisance priors
 added as constraint terms), from the profile likelihood, and (signal, sin2; NSI unless --quick)
 from NUTS on the Asimov data; summary.json lists the ratios.
 
@@ -61,11 +61,11 @@ CHI2_90_2DOF = 4.605170
 def build_experiment(brn_unc=0.25):
     """The cicenns preset with the assumed steady-state and beam-neutron templates attached."""
     import cevnsjax as cj
-    from cevnsjax.backgrounds import Template
-    from cevnsjax.data.coherent_csi_2017 import load_coherent_csi_2017
-    from cevnsjax.datapath import data_dir
+    from cevnsjax.detector.backgrounds import Template
+    from cevnsjax.io.releases.coherent_csi_2017 import load_coherent_csi_2017
+    from cevnsjax.io.location import data_dir
     from cevnsjax.experiment import RecoilGrid
-    from cevnsjax.experiments.coherent_csi import prompt_neutron_grid_2017
+    from cevnsjax.io.presets.coherent_csi import prompt_neutron_grid_2017
 
     e = cj.load_preset("cicenns", with_data=False)
     e = dataclasses.replace(e, recoil_grid=RecoilGrid(*FAST_RECOIL_GRID))
@@ -124,7 +124,7 @@ def model(jm, obs=None):
 # ------------------------------------------------------------------------------------------ Fisher
 def _constraint(jm):
     """Gaussian constraint terms (-ln prior) of the Normal / TruncatedNormal priors."""
-    from cevnsjax.infer import Normal, TruncatedNormal
+    from cevnsjax.stats.infer import Normal, TruncatedNormal
 
     terms = {k: (p.mu, p.sigma) for k, p in jm.priors.items() if isinstance(p, (Normal, TruncatedNormal))}
     return lambda v: sum((0.5 * ((v[k] - mu) / s) ** 2 for k, (mu, s) in terms.items() if k in v), 0.0 * v[next(iter(v))])
@@ -133,7 +133,7 @@ def _constraint(jm):
 def fisher(jm, at=None, transform=None):
     """Fisher matrix of the Poisson Asimov likelihood + constraints at the init values (or ``at``).
     ``transform`` maps the Fisher parameters to model values (e.g. g^2 -> g)."""
-    from cevnsjax.fit import fisher_matrix
+    from cevnsjax.stats.fit import fisher_matrix
 
     params = dict(jm.init_values())
     params.update(at or {})
@@ -145,7 +145,7 @@ def fisher(jm, at=None, transform=None):
 def profile_1d(jm, poi, grid, obs, extra=None):
     """Profile Delta chi^2 of ``poi`` on ``grid`` (nuisances re-fitted at every point), Asimov data.
     ``extra``: values fixed outside the JointModel priors, passed as a traced argument."""
-    from cevnsjax.fit import profile
+    from cevnsjax.stats.fit import profile
 
     init = dict(jm.init_values())
     bounds = jm.bounds()
@@ -167,7 +167,7 @@ def half_width68(pr):
 
 
 def run_nuts(jm, obs, a, seed):
-    from cevnsjax.infer import run_nuts as _run
+    from cevnsjax.stats.infer import run_nuts as _run
 
     return _run(model, jm, obs=obs, num_samples=a.num_samples, num_warmup=a.num_warmup, num_chains=a.num_chains,
                 seed=seed, progress_bar=False, init_values=jm.init_values(),
@@ -179,7 +179,7 @@ def run_nuts(jm, obs, a, seed):
 def main(a):
     out = setup(a, __file__)
     from cevnsjax import LogUniform, Uniform
-    from cevnsjax.fit import allowed_intervals
+    from cevnsjax.stats.fit import allowed_intervals
 
     summary = {"script": "cicenns_sensitivity", "talk": TALK,
                "settings": {k: getattr(a, k) for k in ("num_samples", "num_warmup", "num_chains", "seed", "quick",
@@ -341,7 +341,7 @@ def main(a):
 
 
 def _fisher_at(jm, at, tf):
-    from cevnsjax.fit import fisher_matrix
+    from cevnsjax.stats.fit import fisher_matrix
 
     name = jm.analyses[0].experiment.name
     cons = _constraint(jm)
@@ -351,7 +351,7 @@ def _fisher_at(jm, at, tf):
 
 
 def _restrict(p, lo, hi):
-    from cevnsjax.fit import ProfileResult
+    from cevnsjax.stats.fit import ProfileResult
 
     x = np.asarray(p.grid[0])
     k = (x >= lo) & (x <= hi)

@@ -89,7 +89,7 @@ def load_experiment(name, radius_variant=False):
     """The preset with the data attached, its steady-state template smoothed; for the neutron-radius
     fit the proton rms radii are moved to the muonic-atom values (delta_rp_fm)."""
     import cevnsjax as cj
-    from cevnsjax.backgrounds import Template
+    from cevnsjax.detector.backgrounds import Template
     from cevnsjax.experiment import RecoilGrid
 
     e = cj.load_preset(name)
@@ -169,7 +169,7 @@ def model(jm, obs=None):
 # ------------------------------------------------------------------------------------------ analysis
 def run_fit(jm, pois, grid_n, quick, seed):
     """MLE (Hessian errors) and a profile of each parameter of interest (1-D) or of the pair (2-D)."""
-    from cevnsjax.fit import profile
+    from cevnsjax.stats.fit import profile
 
     best = jm.fit(n_starts=2 if quick else 4, seed=seed)
     nll = lambda v, o: jm.nll(v, o)  # noqa: E731  (one object: one compilation for all grid points)
@@ -210,7 +210,7 @@ def _interp2(x, y, z, x0, y0):
 
 
 def run_nuts(jm, args, seed, predictive):
-    from cevnsjax.infer import run_nuts as _run
+    from cevnsjax.stats.infer import run_nuts as _run
 
     init = jm.init_values()
     return _run(model, jm, obs=jm.observed(), num_samples=args.num_samples, num_warmup=args.num_warmup,
@@ -361,7 +361,7 @@ def main(args):
                         e_ = fo["mle"]["errors"].get("signal_scale", float("nan"))
                         res["counts"][SHORT[n]]["fitted_cevns"] = {"value": v * sm, "error": e_ * sm}
                     # significance of CEvNS: profile Delta chi^2 at signal_scale = 0 (Wilks, 1 dof)
-                    from cevnsjax.fit import significance
+                    from cevnsjax.stats.fit import significance
 
                     pr = fo["profile"]["signal_scale"]
                     fo["no_cevns_delta_chi2"] = float(pr["delta_chi2"][0])

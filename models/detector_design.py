@@ -53,7 +53,7 @@ def signal_spectra():
     """(PE bin edges, prompt and delayed CEvNS counts per 1-PE bin without efficiency, arrival-time CDFs)."""
     import cevnsjax as cj
     from cevnsjax.experiment import RecoilGrid
-    from cevnsjax.response import ArrivalTimePDF  # noqa: F401  (documented type of the PDFs)
+    from cevnsjax.detector.response import ArrivalTimePDF  # noqa: F401  (documented type of the PDFs)
 
     e = cj.load_preset("cicenns", with_data=False)
     edges = np.arange(0.0, 61.0, 1.0)
@@ -63,8 +63,8 @@ def signal_spectra():
     p = cj.predict(e.defaults, e.prepare())
     fl = np.asarray(p.signal_by_flavour)  # rows nu_e, nu_mu, nu_tau, anti-e, anti-mu, anti-tau
     prompt, delayed = fl[1], fl[0] + fl[4]
-    from cevnsjax.data.coherent_csi_2017 import load_coherent_csi_2017
-    from cevnsjax.datapath import data_dir
+    from cevnsjax.io.releases.coherent_csi_2017 import load_coherent_csi_2017
+    from cevnsjax.io.location import data_dir
 
     d = load_coherent_csi_2017(data_dir() / "coherent_csi_2017")
     t = np.asarray(d.t_edges_us, float)

@@ -6,7 +6,7 @@ modified Lindhard QF changes the constraints qualitatively. Same data, likelihoo
 model as ``dresden_ii_quenching.py`` (Gaussian chi^2 on the Rx-ON rates, 7 background nuisances,
 a_M ~ N(1, 0.03)).
 
-Models (universal couplings as in cevnsjax.xsec; REFERENCE.md section 7):
+Models (universal couplings as in cevnsjax.physics.xsec; REFERENCE.md section 7):
 
 * ``zprime``: light vector, coupling ``g_zprime`` (= sqrt(g_nu g_q)), mass ``m_zprime_MeV``;
   interferes destructively with the SM at small g, so at fixed mass Delta chi^2(g) can have a second
@@ -129,7 +129,7 @@ def limits_from_scan(grid, chi2, chi2_min, g_best, chi2_fn, n_bisect=10, level=C
     """Allowed intervals in g (Delta chi^2 < ``level``, default 2.71: 90 % CL; ends refined by bisection in
     log g) and the upper limit (the largest allowed coupling: the top of the highest interval; for the Z' this
     can be the top of the sign-flipped island above an excluded gap)."""
-    from cevnsjax.fit import allowed_intervals
+    from cevnsjax.stats.fit import allowed_intervals
 
     # the refined best fit joins the grid, so an allowed interval exists even when the minimum lies
     # between coarse grid points (every grid point then has Delta chi^2 > 2.71)
@@ -224,7 +224,7 @@ def bayes_model(which, qf, k_prior="conus_plus"):
 
 
 def bayesian(model_name, qf, args, out, timings, sm_best, masses):
-    from cevnsjax.infer import run_nuts
+    from cevnsjax.stats.infer import run_nuts
 
     fn, jm = bayes_model(model_name, qf, k_prior=args.k_prior)
     g, m = MODELS[model_name]

@@ -6,7 +6,7 @@ form factor), Gaussian chi^2 with the released errors and the published backgrou
 A + B exp(-C E) + L1/L2/M electron-capture lines (7 parameters; a_M ~ N(1, 0.03), the only
 constraint term, as in DRESDEN_II.md section 4). The preset's tabulated (iron-filter) QF is replaced
 by the modified Lindhard model of Sorensen (PRD 91, 083509): Q = k g(eps)/(1 + k g(eps)) - q/eps,
-capped at Q <= 1 (cevnsjax.quenching.ModifiedLindhard). "chi^2" below is -2 ln L including the
+capped at Q <= 1 (cevnsjax.detector.quenching.ModifiedLindhard). "chi^2" below is -2 ln L including the
 constraint terms (so it is the Gaussian chi^2 plus the a_M and, in (b), the k pull).
 
 The spectrum alone does not pin k (k and q are strongly degenerate: with k and q both free and k
@@ -23,7 +23,7 @@ flat in [0.10, 0.30] the best fit runs to the k = 0.30 edge), so two treatments 
 
 For each treatment: the best fit (scipy L-BFGS-B on the jitted likelihood, ``_common.Fitter``), the
 fit with q = 0 and Delta chi^2 = chi^2(q = 0) - chi^2(best) with its Wilks significance
-(cevnsjax.fit.compare, 1 dof), a profile of q, and the NUTS posterior of all parameters
+(cevnsjax.stats.fit.compare, 1 dof), a profile of q, and the NUTS posterior of all parameters
 (q ~ Uniform(-5e-4, 3e-4); background amplitudes flat within the limits of DRESDEN_II.md section 3,
 dense mass matrix, started at the best fit). NUTS samples q through the complementary log-log link
 ``q_z`` of :func:`q_link` (same prior and posterior; the q posterior is a peak plus a flat plateau up to
@@ -64,7 +64,7 @@ BKG = "bkg.dresden_ii."
 
 
 def background_priors():
-    from cevnsjax.infer import Normal, Uniform
+    from cevnsjax.stats.infer import Normal, Uniform
 
     return {BKG + "A": Uniform(0.0, 100.0), BKG + "B": Uniform(0.0, 2000.0), BKG + "C": Uniform(0.0, 20.0),
             BKG + "h_L1": Uniform(0.0, 150.0), BKG + "c_L1": Uniform(0.5, 1.5), BKG + "w_L1": Uniform(0.01, 4.0),
@@ -80,7 +80,7 @@ SCALES = {"k": 0.004, "q": 1e-4, BKG + "A": 0.5, BKG + "B": 10.0, BKG + "C": 0.2
 def dresden_experiment(quenching: dict | None = None):
     """The Dresden-II preset with its QF replaced by ``quenching`` (a spec dict; default modified
     Lindhard k = 0.157, q = 0)."""
-    from cevnsjax.spec import experiment_from_spec, load_spec
+    from cevnsjax.io.spec import experiment_from_spec, load_spec
 
     spec = load_spec("dresden_ii")
     spec["detector"]["quenching"] = dict(quenching or {"model": "modified_lindhard", "k": K_LINDHARD, "q": 0.0})
@@ -91,7 +91,7 @@ def build_model(k_prior: str | None = None, experiment=None, extra_priors: dict 
     """JointModel on Dresden-II with q (unless ``free_q=False``: q = 0, the standard Lindhard QF) and the 7
     background parameters free; k fixed at 0.157 (``k_prior=None``) or under ``K_PRIORS[k_prior]``."""
     import cevnsjax as cj
-    from cevnsjax.infer import prior_from_spec
+    from cevnsjax.stats.infer import prior_from_spec
 
     pri = {"q": cj.Uniform(*Q_RANGE)} if free_q else {}
     if k_prior is not None:
@@ -191,7 +191,7 @@ def profile_q(fitter, best, grid, extra_fixed=None):
         r = fitter.fit(init=start, fixed={"q": float(grid[i]), **(extra_fixed or {})}, hessian=False)
         chi2[i] = r.minus2lnL
     d = chi2 - min(best.minus2lnL, chi2.min())
-    from cevnsjax.fit import ProfileResult
+    from cevnsjax.stats.fit import ProfileResult
 
     pr = ProfileResult(names=("q",), grid=(np.asarray(grid),), nll=0.5 * chi2, nll_min=0.5 * (chi2.min() - d.min()),
                        converged=np.ones(len(grid), bool), nuisance_names=(), nuisance=np.zeros((len(grid), 0)))
@@ -200,7 +200,7 @@ def profile_q(fitter, best, grid, extra_fixed=None):
 
 def analyse(case, args, out, timings):
     """Fits, profile and NUTS for one k treatment; returns (summary dict, model, best fit, null fit)."""
-    from cevnsjax.fit import compare
+    from cevnsjax.stats.fit import compare
 
     k_prior = None if case == "k_fixed" else args.k_prior
     model = build_model(k_prior)
@@ -220,7 +220,7 @@ def analyse(case, args, out, timings):
          "delta_chi2_q0_vs_best": test.delta_chi2, "significance_sigma": test.significance, "p_value": test.p_value,
          "profile_q": {"grid": grid, "delta_chi2": prof.delta_chi2,
                        "interval68": prof.interval(0.6827), "interval95": prof.interval(0.95)}}
-    from cevnsjax.infer import run_nuts
+    from cevnsjax.stats.infer import run_nuts
 
     with Timer() as t:
         res = run_nuts(sampling_model(model), obs=model.observed(), num_warmup=args.num_warmup,

@@ -64,7 +64,7 @@ def build(which: str | None, args):
     """JointModel (std Lindhard, k = args.k_std) with the mediator ``which`` free (None: SM, no free parameters
     except the background rate if any)."""
     import cevnsjax as cj
-    from cevnsjax.spec import experiment_from_spec
+    from cevnsjax.io.spec import experiment_from_spec
 
     exp = experiment_from_spec(spec({"model": "lindhard", "k": args.k_std}, args.bkg, threshold=args.threshold))
     pri = {}
@@ -79,7 +79,7 @@ def build(which: str | None, args):
 def truth_counts(args):
     import cevnsjax as cj
     from cevnsjax.experiment import predict
-    from cevnsjax.spec import experiment_from_spec
+    from cevnsjax.io.spec import experiment_from_spec
 
     exp = experiment_from_spec(spec({"model": "modified_lindhard", "k": K_TRUE, "q": Q_TRUE}, args.bkg,
                                    threshold=args.threshold))

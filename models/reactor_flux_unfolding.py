@@ -35,8 +35,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     import cevnsjax as cj
-    from cevnsjax import unfold as U
-    from cevnsjax.datapath import data_dir
+    from cevnsjax.stats import unfold as U
+    from cevnsjax.io.location import data_dir
 
     cj.enable_x64()
     dd = data_dir()

@@ -1,7 +1,7 @@
 """Light Z' and scalar exclusion curves on Dresden-II and COHERENT CsI 2017 from profiled grid scans.
 
 For each experiment and mediator, Delta chi^2 over a (mass, coupling) plane (log grids) with the
-nuisances profiled at every point by the scan engine (``cevnsjax.scan.run_scan``: chunked, vmapped,
+nuisances profiled at every point by the scan engine (``cevnsjax.stats.scan.run_scan``: chunked, vmapped,
 device-sharded, resumable), then the 90% CL exclusion curve (Delta chi^2 = 2.71 per mass, 1 dof:
 a raster scan in mass). Nuisances:
 
@@ -42,7 +42,7 @@ COUPLING_RANGE = {"dresden_ii": {"zprime": (1e-7, 1e-3), "scalar": (1e-7, 1e-3)}
 
 def build(name):
     import cevnsjax as cj
-    from cevnsjax.model import Analysis, JointModel
+    from cevnsjax.stats.model import Analysis, JointModel
 
     if name == "dresden_ii":
         ex, nuis = cj.load_preset(name), DRESDEN_BKG
@@ -56,7 +56,7 @@ def build(name):
 
 
 def scan_one(name, mediator, n, out: Path, quick: bool):
-    from cevnsjax.scan import exclusion_curve, run_scan
+    from cevnsjax.stats.scan import exclusion_curve, run_scan
 
     model, nuis = build(name)
     m_name, g_name = MEDIATORS[mediator]

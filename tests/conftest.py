@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-from cevnsjax.datapath import ENV_VAR, data_dir as _data_dir  # noqa: E402
+from cevnsjax.io.location import ENV_VAR, data_dir as _data_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cevnsjax.data import (
+from cevnsjax.io.releases import (
     load_coherent_csi_2017,
     load_coherent_csi_2021,
     load_coherent_lar_2020,
@@ -145,7 +145,7 @@ def test_csi2017_binning_pdfs_and_parameters(data_dir):
 def test_csi2017_qf_data(data_dir):
     c = load_coherent_csi_2017(data_dir)
     # qfData_chicago.txt: 7 points, symmetric errors; qfData_tunl.txt: 12 points, asymmetric
-    # (the points come sorted by E_R, as cevnsjax.quenching.load_coherent_csi_qf returns them)
+    # (the points come sorted by E_R, as cevnsjax.detector.quenching.load_coherent_csi_qf returns them)
     assert c.qf_chicago.E_R_keV.shape == (7,) and c.qf_tunl.E_R_keV.shape == (12,)
     np.testing.assert_array_equal(c.qf_chicago.Q_err_hi, c.qf_chicago.Q_err_lo)
     assert c.qf_chicago.E_R_keV[0] == 2.87 and c.qf_chicago.Q[0] == 0.0521  # first data row

@@ -10,12 +10,12 @@ import pytest
 from jax.test_util import check_grads
 
 import cevnsjax as cj
-from cevnsjax.backgrounds import Exponential, Flat, GaussianLine, Template
+from cevnsjax.detector.backgrounds import Exponential, Flat, GaussianLine, Template
 from cevnsjax.experiment import (Experiment, ExperimentParams, GaussianResolution, Observable, PoissonPE, RecoilGrid,
                                  predict)
-from cevnsjax.quenching import Lindhard, ModifiedLindhard, monotonic_threshold
-from cevnsjax.response import GeResolution
-from cevnsjax.spec import SpecError, experiment_from_spec, load_spec
+from cevnsjax.detector.quenching import Lindhard, ModifiedLindhard, monotonic_threshold
+from cevnsjax.detector.response import GeResolution
+from cevnsjax.io.spec import SpecError, experiment_from_spec, load_spec
 
 SRC = cj.Reactor.dresden_ii()
 
@@ -119,7 +119,7 @@ def test_backgrounds_integrate_exactly():
 
 
 def test_pe_observable_with_poisson_smearing_conserves_counts():
-    from cevnsjax.quenching import ConstantQuenching
+    from cevnsjax.detector.quenching import ConstantQuenching
 
     th = ExperimentParams(physics=cj.PhysicsParams(), flux_scale=jnp.ones(3), quenching=ConstantQuenching(0.0878),
                           resolution=PoissonPE(13.348))
@@ -181,7 +181,7 @@ def test_spec_builds_and_predicts():
 
 
 def test_presets_load(data_dir):
-    from cevnsjax.spec import load_preset, preset_names
+    from cevnsjax.io.spec import load_preset, preset_names
 
     names = preset_names()
     for n in ("dresden_ii", "conus", "nucleus_cawo4", "nucleus_al2o3", "nucleus_ge"):
@@ -221,7 +221,7 @@ def test_efficiency_averaged_over_subbins():
     # An efficiency that varies inside wide bins: with S sub-bins the bin counts converge to
     # int eps(E) dN/dE dE as 1/S^2 (midpoint rule): S = 64 and 128 agree to 5e-4 (measured 1.8e-4),
     # while the bin-centre value (S = 1) is off by more than 1%.
-    from cevnsjax.response import Coherent2021Efficiency
+    from cevnsjax.detector.response import Coherent2021Efficiency
 
     q = Lindhard(32, 72.63, k=0.157)
     eff = Coherent2021Efficiency(a=1.0, b=30.0, c=0.25, d=0.0)  # steep logistic in keVee around 0.25

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from cevnsjax.formfactors import Helm, KleinNystrand, SymmetrizedFermi, spherical_j1_ratio
-from cevnsjax.nuclei import ISOTOPES
+from cevnsjax.physics.formfactors import Helm, KleinNystrand, SymmetrizedFermi, spherical_j1_ratio
+from cevnsjax.physics.nuclei import ISOTOPES
 
 # REFERENCE §2 [C]: Helm R0, implied R_rms, Helm F^2(50 MeV), KN R_A, KN F^2(50 MeV) (recomputed twice
 # independently there). Tolerance 5e-5 relative: the table has 5 significant digits.
@@ -84,8 +84,8 @@ def test_j1_ratio_series_matches_exact_formula():
 
 
 def test_proton_neutron_form_factors_equal_when_radii_equal():
-    from cevnsjax.params import PhysicsParams
-    from cevnsjax.xsec import CrossSectionModel, differential_cross_section
+    from cevnsjax.physics.params import PhysicsParams
+    from cevnsjax.physics.xsec import CrossSectionModel, differential_cross_section
 
     # With R_p = R_n the weak charge factorises, Q_W(q) = Q_W F(q): changing both radii together scales
     # dsigma by the ratio of F^2 exactly (rtol 1e-12, rounding only).

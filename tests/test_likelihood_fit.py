@@ -7,8 +7,8 @@ import jax.numpy as jnp
 from scipy import stats
 
 import cevnsjax as cj
-from cevnsjax import fit
-from cevnsjax.likelihood import (asimov, gaussian_chi2, gaussian_constraint, gaussian_log_likelihood,
+from cevnsjax.stats import fit
+from cevnsjax.stats.likelihood import (asimov, gaussian_chi2, gaussian_constraint, gaussian_log_likelihood,
                                  lognormal_constraint, poisson_deviance, poisson_log_likelihood)
 
 
@@ -296,7 +296,7 @@ def test_float32_likelihood_agrees_with_float64():
 def test_allowed_intervals_finds_every_island():
     # d(x) = (x^2 - 4)^2 / 4: two islands |x^2 - 4| < 2 sqrt(thr) around x = -2 and x = 2; exact ends
     # sqrt(4 -+ 2 sqrt(thr)). Linear interpolation on a 0.001 grid: error <= h^2 max|d''| / (8 |d'|) ~ 1e-6.
-    from cevnsjax.fit import allowed_intervals
+    from cevnsjax.stats.fit import allowed_intervals
 
     x = np.linspace(-3.0, 3.0, 6001)
     d = (x**2 - 4.0) ** 2 / 4.0

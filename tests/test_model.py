@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 import cevnsjax as cj
-from cevnsjax.backgrounds import Flat
+from cevnsjax.detector.backgrounds import Flat
 from cevnsjax.experiment import Experiment, ExperimentParams, Observable, Observed, RecoilGrid
-from cevnsjax.infer import LogNormal, Normal, Uniform
-from cevnsjax.model import Analysis, JointModel
-from cevnsjax.quenching import ModifiedLindhard
-from cevnsjax.response import GeResolution
+from cevnsjax.stats.infer import LogNormal, Normal, Uniform
+from cevnsjax.stats.model import Analysis, JointModel
+from cevnsjax.detector.quenching import ModifiedLindhard
+from cevnsjax.detector.response import GeResolution
 
 
 def _reactor_exp(name="ge", mass=5.0, days=200.0):

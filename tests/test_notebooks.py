@@ -39,7 +39,7 @@ def _needs_data(nb) -> bool:
 @pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks in notebooks/")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_runs(path, request, monkeypatch):
-    from cevnsjax.datapath import ENV_VAR, data_dir as find_data_dir
+    from cevnsjax.io.location import ENV_VAR, data_dir as find_data_dir
 
     nb = nbformat.read(path, as_version=4)
     data = request.getfixturevalue("data_dir") if _needs_data(nb) else find_data_dir()

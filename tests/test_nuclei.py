@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cevnsjax.nuclei import ISOTOPES, Target, parse_formula
+from cevnsjax.physics.nuclei import ISOTOPES, Target, parse_formula
 
 
 def test_isotope_masses_match_reference_table():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from cevnsjax.constants import M_MUON
-from cevnsjax.fluxes import LineComponent, PionDAR
-from cevnsjax.fluxes.pion_dar import michel_nu_e, michel_nubar_mu
+from cevnsjax.physics.constants import M_MUON
+from cevnsjax.sources import LineComponent, PionDAR
+from cevnsjax.sources.pion_dar import michel_nu_e, michel_nubar_mu
 
 
 def test_prompt_line_energy_and_delta():

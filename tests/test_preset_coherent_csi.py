@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from cevnsjax.experiment import Observable, RecoilGrid, predict
-from cevnsjax.experiments.coherent_csi import Coherent2021TimeEfficiency, histogram_events
-from cevnsjax.fluxes import PionDAR
-from cevnsjax.formfactors import Helm, KleinNystrand
-from cevnsjax.response import Coherent2017Efficiency
-from cevnsjax.spec import experiment_from_spec, load_spec
-from cevnsjax.xsec import CrossSectionModel
+from cevnsjax.io.presets.coherent_csi import Coherent2021TimeEfficiency, histogram_events
+from cevnsjax.sources import PionDAR
+from cevnsjax.physics.formfactors import Helm, KleinNystrand
+from cevnsjax.detector.response import Coherent2017Efficiency
+from cevnsjax.io.spec import experiment_from_spec, load_spec
+from cevnsjax.physics.xsec import CrossSectionModel
 
 LY_2017 = 13.348  # PE/keVee (coherent_parameters.yaml)
 
@@ -61,7 +61,7 @@ def _report(record_property, title, rows):
 # ------------------------------------------------------------------------------------------ 2017
 @pytest.fixture(scope="module")
 def csi2017(data_dir):
-    from cevnsjax.data.coherent_csi_2017 import load_coherent_csi_2017
+    from cevnsjax.io.releases.coherent_csi_2017 import load_coherent_csi_2017
 
     exp = experiment_from_spec(load_spec("coherent_csi_2017"))
     release = load_coherent_csi_2017(data_dir)
@@ -188,7 +188,7 @@ def test_2017_roi_block_and_bad_specs(data_dir):
 # ------------------------------------------------------------------------------------------ 2021
 @pytest.fixture(scope="module")
 def csi2021(data_dir):
-    from cevnsjax.data.coherent_csi_2021 import load_coherent_csi_2021
+    from cevnsjax.io.releases.coherent_csi_2021 import load_coherent_csi_2021
 
     exp = experiment_from_spec(load_spec("coherent_csi_2021"))
     release = load_coherent_csi_2021(data_dir)

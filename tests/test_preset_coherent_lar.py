@@ -15,16 +15,17 @@ import numpy as np
 import pytest
 
 from cevnsjax.experiment import Observable, predict
-from cevnsjax.experiments.coherent_lar import BinEfficiency, sns_arrival_time_cdf, sns_arrival_time_pdf
-from cevnsjax.response import load_efficiency_table, time_bin_fractions
-from cevnsjax.spec import SpecError, experiment_from_spec, load_spec
+from cevnsjax.io.presets.coherent_lar import BinEfficiency, sns_arrival_time_cdf, sns_arrival_time_pdf
+from cevnsjax.detector.response import time_bin_fractions
+from cevnsjax.io.detector_tables import load_efficiency_table
+from cevnsjax.io.spec import SpecError, experiment_from_spec, load_spec
 
 NAME = "coherent_lar_2020"
 
 
 @pytest.fixture(scope="module")
 def release(data_dir):
-    from cevnsjax.data.coherent_lar_2020 import load_coherent_lar_2020
+    from cevnsjax.io.releases.coherent_lar_2020 import load_coherent_lar_2020
 
     return load_coherent_lar_2020(data_dir)
 

@@ -21,7 +21,7 @@ def test_public_api_is_pinned():
 
 
 def test_import_does_not_enable_x64_or_import_arviz():
-    code = ("import jax, sys, cevnsjax, cevnsjax.rates, cevnsjax.experiment, cevnsjax.spec; "
+    code = ("import jax, sys, cevnsjax, cevnsjax.rates, cevnsjax.experiment, cevnsjax.io.spec; "
             "assert not jax.config.jax_enable_x64, 'x64 switched on by import'; "
             "assert 'arviz' not in sys.modules, 'arviz imported'; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

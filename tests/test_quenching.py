@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from cevnsjax import quenching as qm
-from cevnsjax.quenching import (
+from cevnsjax.detector import quenching as qm
+from cevnsjax.io import detector_tables as dt
+from cevnsjax.detector.quenching import (
     ConstantQuenching,
     Lindhard,
     ModifiedLindhard,
@@ -338,7 +339,7 @@ def test_float32_path():
 
 
 def test_load_dresden_ii(data_dir):
-    t = qm.load_dresden_ii_qf(data_dir / "dresden_ii" / "QF_Fef_YBe.txt")
+    t = dt.load_dresden_ii_qf(data_dir / "dresden_ii" / "QF_Fef_YBe.txt")
     fef, ybe = t["Fef"], t["YBe"]
     assert fef.E_R_keV.shape == (451,)
     # values read from the file (rows 0.00, 1.00, 4.50 keVnr): exact
@@ -357,7 +358,7 @@ def test_load_dresden_ii(data_dir):
 def test_dresden_fef_is_not_monotonic(data_dir):
     # Finding: the Fef table's E_ee = Q E_R *decreases* between 1.14 and 1.34 keVnr (Q falls ~0.19/keV),
     # so no Jacobian/inversion there; integrate in E_R instead. YBe is monotonic from the first E_R > 0.
-    t = qm.load_dresden_ii_qf(data_dir / "dresden_ii" / "QF_Fef_YBe.txt")
+    t = dt.load_dresden_ii_qf(data_dir / "dresden_ii" / "QF_Fef_YBe.txt")
     grid = jnp.asarray(t["Fef"].E_R_keV)
     assert float(qm.monotonic_threshold(t["Fef"], grid)) == pytest.approx(1.34, abs=1e-12)
     assert float(qm.monotonic_threshold(t["YBe"], grid)) == pytest.approx(0.01, abs=1e-12)
@@ -368,7 +369,7 @@ def test_dresden_fef_is_not_monotonic(data_dir):
 def test_jacobian_tabulated_ybe(data_dir):
     # One table segment per bin (edges on the 0.01 keV nodes): Q is linear inside each bin, the
     # integrand smooth, so 16-point Gauss-Legendre gives 1e-8 again.
-    ybe = qm.load_dresden_ii_qf(data_dir / "dresden_ii" / "QF_Fef_YBe.txt")["YBe"]
+    ybe = dt.load_dresden_ii_qf(data_dir / "dresden_ii" / "QF_Fef_YBe.txt")["YBe"]
     edges_ER = ybe.E_R_keV[10:151]  # 0.10 ... 1.50 keVnr
     got = qm.counts_in_Eee_bins(ybe, _spectrum, ybe.E_ee(jnp.asarray(edges_ER)), (0.01, 4.5))
     np.testing.assert_allclose(got, _spectrum_integral(edges_ER[:-1], edges_ER[1:]), rtol=1e-8)
@@ -376,11 +377,11 @@ def test_jacobian_tabulated_ybe(data_dir):
 
 def test_load_coherent_csi_qf(data_dir):
     d = data_dir / "coherent_csi_2017"
-    chi = qm.load_coherent_csi_qf(d / "qfData_chicago.txt")
+    chi = dt.load_coherent_csi_qf(d / "qfData_chicago.txt")
     assert chi.E_R_keV.shape == (7,)
     assert (chi.E_R_keV[0], chi.E_R_err_hi[0], chi.Q[0], chi.Q_err_lo[0]) == (2.87, 0.56, 0.0521, 0.017193)
     assert (chi.E_R_keV[-1], chi.Q[-1]) == (16.37, 0.0716)
-    tunl = qm.load_coherent_csi_qf(d / "qfData_tunl.txt")
+    tunl = dt.load_coherent_csi_qf(d / "qfData_tunl.txt")
     assert tunl.E_R_keV.shape == (12,) and np.all(np.diff(tunl.E_R_keV) > 0)  # sorted (file is not)
     assert tunl.E_R_keV[0] == 3.4459999296814203 and tunl.Q[0] == 0.08647405437742796
     assert tunl.E_R_err_hi[0] == 0.3900001756846905 and tunl.E_R_err_lo[0] == 0.3599999472498894
@@ -390,7 +391,7 @@ def test_load_coherent_csi_qf(data_dir):
 
 
 def test_load_scintillation_2021(data_dir):
-    s = qm.load_coherent_csi_2021_scintillation(data_dir / "coherent_csi_2021" / "scintRespCoefficients.txt")
+    s = dt.load_coherent_csi_2021_scintillation(data_dir / "coherent_csi_2021" / "scintRespCoefficients.txt")
     assert list(s) == ["nominal", "syst0_plus", "syst0_minus", "syst1_plus", "syst1_minus"]
     n = s["nominal"]
     assert (n.a, n.b, n.c, n.d) == (0.0554628, 4.30681, -111.707, 840.384)
@@ -402,15 +403,15 @@ def test_load_scintillation_2021(data_dir):
 @pytest.mark.parametrize(
     "loader,text,line,msg",
     [
-        (qm.load_dresden_ii_qf, "0.0 0.43 0.37\n0.01 0.42\n", 2,
+        (dt.load_dresden_ii_qf, "0.0 0.43 0.37\n0.01 0.42\n", 2,
          "expected 3 columns (E_R_keV, Q_Fef, Q_YBe) separated by commas, semicolons or whitespace, found 2"),
-        (qm.load_dresden_ii_qf, "# c\n0.0 0.43 0.37\n0.01 abc 0.36\n", 3, "column 2 ('Q_Fef'): 'abc' is not a number"),
-        (qm.load_dresden_ii_qf, "0.0 0.43 0.37\n0.01 nan 0.36\n", 2, "column 2 ('Q_Fef'): 'nan' is not finite"),
-        (qm.load_coherent_csi_qf, "1, 0.1, 0.05, 0.01\n2, 0.1, 0.1, 0.06, 0.01, 0.01\n", 2,
+        (dt.load_dresden_ii_qf, "# c\n0.0 0.43 0.37\n0.01 abc 0.36\n", 3, "column 2 ('Q_Fef'): 'abc' is not a number"),
+        (dt.load_dresden_ii_qf, "0.0 0.43 0.37\n0.01 nan 0.36\n", 2, "column 2 ('Q_Fef'): 'nan' is not finite"),
+        (dt.load_coherent_csi_qf, "1, 0.1, 0.05, 0.01\n2, 0.1, 0.1, 0.06, 0.01, 0.01\n", 2,
          "expected 4 columns like the first data row (line 1), found 6"),
-        (qm.load_coherent_csi_qf, "1, 0.1, 0.05\n", 1,
+        (dt.load_coherent_csi_qf, "1, 0.1, 0.05\n", 1,
          "expected 4 or 6 columns separated by commas, semicolons or whitespace, found 3"),
-        (qm.load_coherent_csi_2021_scintillation, "1 2 3 x4\n", 1, "column 4 ('d'): 'x4' is not a number"),
+        (dt.load_coherent_csi_2021_scintillation, "1 2 3 x4\n", 1, "column 4 ('d'): 'x4' is not a number"),
     ],
 )
 def test_malformed_files_raise(tmp_path, loader, text, line, msg):
@@ -424,15 +425,15 @@ def test_malformed_structure_raises(tmp_path):
     p = tmp_path / "dec.txt"
     p.write_text("0.0 0.4 0.3\n0.2 0.4 0.3\n0.1 0.4 0.3\n")
     with pytest.raises(ValueError, match="strictly increasing"):
-        qm.load_dresden_ii_qf(p)
+        dt.load_dresden_ii_qf(p)
     p2 = tmp_path / "empty.txt"
     p2.write_text("# only a comment\n\n")
     with pytest.raises(ValueError, match=re.escape(f"{p2}: no data rows")):
-        qm.load_dresden_ii_qf(p2)
+        dt.load_dresden_ii_qf(p2)
     p3 = tmp_path / "scint.txt"
     p3.write_text("1 2 3 4\n")
     with pytest.raises(ValueError, match="expected 5 coefficient rows"):
-        qm.load_coherent_csi_2021_scintillation(p3)
+        dt.load_coherent_csi_2021_scintillation(p3)
 
 
 def test_invalid_construction():

@@ -9,11 +9,11 @@ import pytest
 from jax.test_util import check_grads
 from scipy import integrate
 
-from cevnsjax.fluxes import BinnedFlux, PionDAR, Reactor
-from cevnsjax.nuclei import Target
-from cevnsjax.params import PhysicsParams
+from cevnsjax.sources import BinnedFlux, PionDAR, Reactor
+from cevnsjax.physics.nuclei import Target
+from cevnsjax.physics.params import PhysicsParams
 from cevnsjax.rates import binned_rate, expected_counts, node_rates, prepare, recoil_spectrum
-from cevnsjax.xsec import E_R_max
+from cevnsjax.physics.xsec import E_R_max
 
 from reference import NA, dsigma_sm, rate_point
 
@@ -110,7 +110,7 @@ def test_binned_flux_linearity_and_closed_form():
     np.testing.assert_allclose(np.asarray(recoil_spectrum(P, k, flux_scale=scale)), 2 * per[0] + 3 * per[2], rtol=1e-13)
     # closed form for one isotope, one bin
     iso = Target.from_formula("Ge").isotopes[1]
-    from cevnsjax.nuclei import Target as T
+    from cevnsjax.physics.nuclei import Target as T
     t72 = T.from_formula("Ge", abundances={"Ge72": 1.0})
     k72 = prepare(t72, BinnedFlux((4.0, 8.0), (1.0,)), E_R_keV=[0.5], model=__import__("cevnsjax").CrossSectionModel(
         form_factor=__import__("cevnsjax").NoFormFactor()))
@@ -127,7 +127,7 @@ def test_binned_flux_linearity_and_closed_form():
 def test_binned_flux_from_source_conserves_flux():
     r = Reactor.dresden_ii()
     edges = np.linspace(2.0, 8.0, 13)
-    from cevnsjax.fluxes import CompositeSource
+    from cevnsjax.sources import CompositeSource
 
     bf = BinnedFlux.from_source(r, edges)
     np.testing.assert_allclose(bf.total_flux(), r.spectral_flux(), rtol=1e-10)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from cevnsjax.fluxes.reactor import (
+from cevnsjax.sources.reactor import (
     ISOTOPES,
     BinnedSpectrum,
     CombinedSpectrum,

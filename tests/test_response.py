@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cevnsjax import response as rs
-from cevnsjax.response import (
+from cevnsjax.detector import response as rs
+from cevnsjax.io import detector_tables as dt
+from cevnsjax.detector.response import (
     Coherent2017Efficiency,
     Coherent2021Efficiency,
     GeResolution,
@@ -36,7 +37,7 @@ def test_coherent_2017_efficiency_values():
 
 
 def test_coherent_2021_efficiency(data_dir):
-    e = rs.load_coherent_csi_2021_efficiency(data_dir / "coherent_csi_2021" / "effCoefficients.txt")
+    e = dt.load_coherent_csi_2021_efficiency(data_dir / "coherent_csi_2021" / "effCoefficients.txt")
     assert list(e) == ["nominal", "plus1sigma", "minus1sigma"]
     n = e["nominal"]
     assert (n.a, n.b, n.c, n.d) == (1.32045, 0.285979, 10.8646, -0.333322)  # file row 1
@@ -53,7 +54,7 @@ def test_coherent_2021_efficiency(data_dir):
 
 
 def test_tabulated_efficiency_lar(data_dir):
-    t = rs.load_efficiency_table(data_dir / "coherent_lar_2020" / "CENNS10AnlAEfficiency.txt")
+    t = dt.load_efficiency_table(data_dir / "coherent_lar_2020" / "CENNS10AnlAEfficiency.txt")
     assert float(t(1.25)) == 0.031002 and float(t(39.75)) == 0.96345  # file rows (keVee)
     assert float(t(50.0)) == 0.96345  # COHERENT.md: use the last value above 40 keVee
     assert float(t(0.1)) == 0.0
@@ -190,7 +191,7 @@ def test_gamma_pe_matches_scipy():
     ],
 )
 def test_arrival_time_pdfs(data_dir, name, total, frac6):
-    pdf = rs.load_arrival_time_pdf(data_dir / "coherent_csi_2017" / f"arrivalTimePDF_{name}.txt")
+    pdf = dt.load_arrival_time_pdf(data_dir / "coherent_csi_2017" / f"arrivalTimePDF_{name}.txt")
     assert pdf.prob.shape == (24,)
     np.testing.assert_allclose(pdf.t_edges_us[[0, -1]], [0.0, 12.0], rtol=0, atol=1e-15)
     assert pdf.prob.sum() == pytest.approx(total, abs=2e-16)
@@ -200,7 +201,7 @@ def test_arrival_time_pdfs(data_dir, name, total, frac6):
 
 
 def test_arrival_time_values_and_gradient(data_dir):
-    pdf = rs.load_arrival_time_pdf(data_dir / "coherent_csi_2017" / "arrivalTimePDF_delayedNeutrinos.txt")
+    pdf = dt.load_arrival_time_pdf(data_dir / "coherent_csi_2017" / "arrivalTimePDF_delayedNeutrinos.txt")
     assert pdf.prob[1] == 0.11920610759230026  # file row 2 (0.75 us)
     # half of the 0.5-1.0 us bin (uniform within a bin)
     assert float(rs.time_window_fraction(pdf, 0.5, 0.75)) == pytest.approx(0.5 * 0.11920610759230026, rel=1e-12)
@@ -213,14 +214,14 @@ def test_arrival_time_malformed(tmp_path):
     p = tmp_path / "t.txt"
     p.write_text("0.25, 0.5\n0.75, 0.3\n1.5, 0.2\n")
     with pytest.raises(ValueError, match="equally spaced"):
-        rs.load_arrival_time_pdf(p)
+        dt.load_arrival_time_pdf(p)
     p.write_text("0.25, 0.5\n0.75, x\n")
     with pytest.raises(ValueError, match=re.escape(f"{p}:2: column 2 ('probability'): 'x' is not a number")):
-        rs.load_arrival_time_pdf(p)
+        dt.load_arrival_time_pdf(p)
     p.write_text("0.25, 0.5, 1\n")
     with pytest.raises(ValueError, match=re.escape(f"{p}:1: expected 2 columns (t_us, probability) separated by "
                                                  "commas, semicolons or whitespace, found 3")):
-        rs.load_arrival_time_pdf(p)
+        dt.load_arrival_time_pdf(p)
 
 
 def test_coherent_2021_time_efficiency():

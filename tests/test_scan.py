@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cevnsjax.scan import (Axis, Grid, ScanMismatchError, confidence_threshold, contours, exclusion_curve,
+from cevnsjax.stats.scan import (Axis, Grid, ScanMismatchError, confidence_threshold, contours, exclusion_curve,
                            load_scan, parse_axis, run_scan)
 
 
@@ -176,7 +176,7 @@ SCRIPT = textwrap.dedent("""
     os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
     import jax, jax.numpy as jnp
     jax.config.update("jax_enable_x64", True)
-    from cevnsjax.scan import run_scan
+    from cevnsjax.stats.scan import run_scan
     sys.path.insert(0, {here!r})
     from test_scan import gauss_profiled, GRID, PROF
     slow = float(sys.argv[2])
@@ -226,9 +226,9 @@ BKG = {"A": (20.0, 0.0, 1e3), "B": (150.0, 0.0, 1e4), "C": (4.0, 0.1, 50.0), "h_
 
 @pytest.fixture(scope="module")
 def dresden(data_dir):
-    from cevnsjax import parameters
+    from cevnsjax import experiment as parameters
     from cevnsjax.experiment import predict
-    from cevnsjax.spec import load_preset
+    from cevnsjax.io.spec import load_preset
 
     ex = load_preset("dresden_ii")
     prep = ex.prepare()
@@ -245,7 +245,7 @@ def dresden(data_dir):
 
 
 def test_dresden_profile_minimum_matches_fit(dresden):
-    from cevnsjax import fit
+    from cevnsjax.stats import fit
 
     chi2, prof = dresden
     r = run_scan(chi2, ["signal_scale=lin:0:3:13"], profile=prof, chunk_size=16, progress=False)

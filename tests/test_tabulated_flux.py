@@ -5,7 +5,7 @@ import bz2
 import numpy as np
 import pytest
 
-from cevnsjax.fluxes.tabulated import TableInterpolator, TabulatedFlux, read_two_column
+from cevnsjax.sources.tabulated import TableInterpolator, TabulatedFlux, read_two_column
 
 E = np.array([0.5, 1.0, 2.0, 3.5, 5.0])
 Y = np.array([2.0, 4.0, 3.0, 1.0, 0.25])

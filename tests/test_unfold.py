@@ -1,4 +1,4 @@
-"""Tests of cevnsjax.unfold (Tikhonov unfolding of the reactor flux, 2302.10460).
+"""Tests of cevnsjax.stats.unfold (Tikhonov unfolding of the reactor flux, 2302.10460).
 
 Closure, AD-vs-closed-form C, monotonic bias/variance, bad input and save/load use a synthetic reactor
 (Vogel-Engel spectra on 0-10 MeV, no data folder needed). The scenario conclusions read the reactor
@@ -8,8 +8,8 @@ flux with the 238U capture branch from the data folder (``data_dir`` fixture).
 import numpy as np
 import pytest
 
-import cevnsjax.unfold as U
-from cevnsjax.fluxes.reactor import Reactor, VogelEngel, ISOTOPES
+import cevnsjax.stats.unfold as U
+from cevnsjax.sources.reactor import Reactor, VogelEngel, ISOTOPES
 
 
 @pytest.fixture(scope="module")

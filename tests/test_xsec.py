@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from cevnsjax.constants import ALPHA, G_F, HBARC2_MEV2_CM2, M_ELECTRON
-from cevnsjax.couplings import (B_MINUS_L, B_MINUS_LE_3LMU_PLUS_LTAU, CHARGE_RADIUS_CORRECTIONS, COUPLING_PRESETS,
+from cevnsjax.physics.constants import ALPHA, G_F, HBARC2_MEV2_CM2, M_ELECTRON
+from cevnsjax.physics.couplings import (B_MINUS_L, B_MINUS_LE_3LMU_PLUS_LTAU, CHARGE_RADIUS_CORRECTIONS, COUPLING_PRESETS,
                                 PDGRadiative)
-from cevnsjax.formfactors import Helm, NoFormFactor
-from cevnsjax.nuclei import ISOTOPES
-from cevnsjax.params import PhysicsParams
-from cevnsjax.xsec import (CrossSectionModel, E_nu_min, E_R_max, differential_cross_section, total_cross_section,
+from cevnsjax.physics.formfactors import Helm, NoFormFactor
+from cevnsjax.physics.nuclei import ISOTOPES
+from cevnsjax.physics.params import PhysicsParams
+from cevnsjax.physics.xsec import (CrossSectionModel, E_nu_min, E_R_max, differential_cross_section, total_cross_section,
                            weak_charge)
 
 from reference import dsigma_sm
