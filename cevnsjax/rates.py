@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cevnsjax.physics.constants import G_F, HBARC2_MEV2_CM2, KEV, SECONDS_PER_DAY
-from cevnsjax.sources.base import ContinuousComponent, LineComponent, Source, _subintervals
+from cevnsjax.sources.base import ContinuousComponent, LineComponent, Source, subintervals
 from cevnsjax.physics.nuclei import Target
 from cevnsjax.physics.params import PhysicsParams
 from cevnsjax.physics.xsec import CrossSectionModel, E_nu_min, E_R_max, coefficients, kinematic_weights
@@ -110,7 +110,7 @@ def _component_integrals(comp, E_R, M, kinematics) -> np.ndarray:
         return comp.flux * np.stack(w)
     if not isinstance(comp, ContinuousComponent):
         raise TypeError(f"unknown flux component type {type(comp).__name__}")
-    iv = np.asarray(_subintervals(comp.breakpoints, comp.max_step))  # (I, 2)
+    iv = np.asarray(subintervals(comp.breakpoints, comp.max_step))  # (I, 2)
     out = np.zeros((3, E_R.size))
     e_min = E_nu_min(E_R, M, xp=np)
     chunk = max(1, 200_000 // (iv.shape[0] * _GL_X.size))

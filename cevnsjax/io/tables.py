@@ -1,4 +1,4 @@
-"""Shared host-side readers: text tables and simple YAML.
+"""Shared host-side readers: text tables and YAML parameter files.
 
 :func:`read_table` is the package's one numeric-table reader: the data-release loaders here, the
 quenching and response loaders (``cevnsjax.detector.quenching``, ``cevnsjax.detector.response``) and
@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
+import yaml
 
 __all__ = [
     "Table",
@@ -328,163 +329,27 @@ def to_grid(table: Table, axes: tuple[str, ...], value: str, *, dtype=float):
 
 
 # ----------------------------------------------------------------------------------------------
-# YAML subset
+# YAML (PyYAML safe loader, with YAML 1.2 numbers and duplicate keys refused)
 
-_KEY = re.compile(r"^(?P<key>[^\s#'\"\[\]{}:][^#:]*?|'[^']*'|\"[^\"]*\")\s*:(?:\s+(?P<rest>.*))?$")
-_INT = re.compile(r"^[-+]?\d+$")
-_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
-class _Yaml:
-    """Block mappings, block sequences, ``|``/``>`` scalars, plain multi-line scalars, quoted
-    strings and flow sequences of scalars: the subset the data-release parameter files use."""
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that reads ``1e-3`` as a number (YAML 1.2; PyYAML's 1.1 rules need a dot) and refuses
+    duplicate keys, which YAML silently resolves to the last value."""
 
-    def __init__(self, path: Path, text: str):
-        self.path = path
-        self.lines = text.replace("\t", "    ").splitlines()
-        self.i = 0
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}; remove one of them", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
-    def fail(self, i: int, msg: str):
-        raise ValueError(f"{self.path}:{i + 1}: {msg}")
 
-    def peek(self):
-        """Next content line as (index, indent, text) without consuming it."""
-        j = self.i
-        while j < len(self.lines):
-            s = self.lines[j].rstrip()
-            t = s.lstrip()
-            if t and not t.startswith("#") and t != "---":
-                return j, len(s) - len(t), t
-            j += 1
-        return None
-
-    def node(self, indent: int):
-        ln = self.peek()
-        if ln is None:
-            return None
-        return self.seq(ln[1]) if self._is_item(ln[2]) else self.mapping(ln[1])
-
-    @staticmethod
-    def _is_item(t: str) -> bool:
-        return t == "-" or t.startswith("- ")
-
-    def mapping(self, indent: int) -> dict:
-        out: dict = {}
-        while (ln := self.peek()) is not None and ln[1] >= indent:
-            j, ind, t = ln
-            if ind > indent:
-                self.fail(j, f"unexpected indentation ({ind} spaces, expected {indent}); "
-                             "align this key with its siblings")
-            if self._is_item(t):
-                self.fail(j, "a '- ' list item where a 'key: value' line was expected; fix the indentation")
-            m = _KEY.match(t)
-            if m is None:
-                self.fail(j, f"expected 'key: value', found {t!r}; only block YAML is supported")
-            key = m.group("key").strip().strip("'\"")
-            if key in out:
-                self.fail(j, f"duplicate key {key!r}; remove one of them")
-            self.i = j + 1
-            rest = (m.group("rest") or "").strip()
-            if rest[:1] in ("|", ">"):
-                out[key] = self.block_scalar(indent, folded=rest[0] == ">", keep=rest.endswith("+"),
-                                             strip=rest.endswith("-"))
-            elif rest == "" or rest.startswith("#"):
-                out[key] = self.child(indent)
-            else:
-                out[key] = self.scalar(j, rest)
-        return out
-
-    def child(self, indent: int):
-        ln = self.peek()
-        if ln is None or ln[1] < indent:
-            return None
-        j, ind, t = ln
-        if ind == indent:
-            return self.seq(ind) if self._is_item(t) else None
-        if self._is_item(t) or _KEY.match(t):
-            return self.node(ind)
-        parts = []  # plain multi-line scalar
-        while (ln := self.peek()) is not None and ln[1] > indent:
-            parts.append(ln[2])
-            self.i = ln[0] + 1
-        return self.scalar(j, " ".join(parts)) if len(parts) == 1 else " ".join(parts)
-
-    def seq(self, indent: int) -> list:
-        out = []
-        while (ln := self.peek()) is not None and ln[1] == indent and self._is_item(ln[2]):
-            j, ind, t = ln
-            rest = t[1:].lstrip()
-            col = ind + (len(t) - len(rest))
-            if rest == "" or rest.startswith("#"):
-                self.i = j + 1
-                out.append(self.child(ind))
-            elif _KEY.match(rest):
-                self.lines[j] = " " * col + rest  # re-read the item as a mapping at its column
-                out.append(self.mapping(col))
-            else:
-                self.i = j + 1
-                out.append(self.scalar(j, rest))
-        nxt = self.peek()
-        if nxt is not None and nxt[1] > indent:
-            self.fail(nxt[0], "unexpected indentation after a list; align it with the list items")
-        return out
-
-    def block_scalar(self, indent: int, folded: bool, keep: bool, strip: bool) -> str:
-        body = []
-        j = self.i
-        while j < len(self.lines):
-            s = self.lines[j].rstrip()
-            if s and len(s) - len(s.lstrip()) <= indent:
-                break
-            body.append(s)
-            j += 1
-        self.i = j
-        while body and not body[-1]:
-            body.pop()
-        if not body:
-            return ""
-        cut = min(len(s) - len(s.lstrip()) for s in body if s)
-        body = [s[cut:] for s in body]
-        text = " ".join(body).replace("  ", " ") if folded else "\n".join(body)
-        return text if strip else text + "\n"
-
-    def scalar(self, j: int, s: str):
-        s = s.strip()
-        if s[:1] in ("'", '"'):
-            q = s[0]
-            end = s.find(q, 1)
-            while q == '"' and end > 0 and s[end - 1] == "\\":
-                end = s.find(q, end + 1)
-            if q == "'":
-                while end > 0 and s[end + 1:end + 2] == "'":
-                    end = s.find(q, end + 2)
-            if end < 0:
-                self.fail(j, f"unterminated {q}quoted{q} string; close the quote")
-            tail = s[end + 1:].strip()
-            if tail and not tail.startswith("#"):
-                self.fail(j, f"text {tail!r} after a quoted string; remove it or quote the whole value")
-            body = s[1:end]
-            if q == "'":
-                return body.replace("''", "'")
-            return (body.replace("\\\\", "\0").replace('\\"', '"').replace("\\n", "\n")
-                    .replace("\\t", "\t").replace("\0", "\\"))
-        s = re.split(r"\s+#", s, maxsplit=1)[0].strip()
-        if s.startswith("["):
-            if not s.endswith("]") or "[" in s[1:] or "{" in s:
-                self.fail(j, f"only flat one-line lists like [1, 2] are supported, found {s!r}")
-            return [self.scalar(j, f) for f in s[1:-1].split(",") if f.strip()]
-        if s.startswith(("{", "&", "*", "!")):
-            self.fail(j, f"YAML feature {s[0]!r} is not supported by this reader; write a block mapping")
-        low = s.lower()
-        if low in ("null", "~", ""):
-            return None
-        if low in ("true", "false"):
-            return low == "true"
-        if _INT.match(s):
-            return int(s)
-        if _FLOAT.match(s):
-            return float(s)
-        return s
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-+0123456789."))
 
 
 def _freeze(obj):
@@ -496,23 +361,24 @@ def _freeze(obj):
 
 
 def read_yaml(path, *, readonly: bool = True) -> Mapping:
-    """Read a block-style YAML file (the subset the data releases use) without PyYAML.
+    """Read a YAML parameter file (PyYAML ``safe_load`` rules; ``1e-3`` is a number; duplicate keys refused).
 
-    Numbers become ``int``/``float``; mappings become read-only mappings and lists tuples
-    (``readonly=False`` gives plain ``dict``/``list``). Unsupported syntax raises ``ValueError``
-    naming the file and line.
+    Mappings become read-only mappings and lists tuples (``readonly=False`` gives plain ``dict``/``list``).
+    Invalid YAML raises ``ValueError`` starting ``<file>:<line>:``; a top-level list raises ``ValueError``.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} not found")
-    p = _Yaml(path, path.read_text(encoding="utf-8"))
-    first = p.peek()
-    out = p.node(first[1]) if first is not None else {}
-    rest = p.peek()
-    if rest is not None:
-        p.fail(rest[0], "unexpected text after the document; check its indentation")
+    try:
+        out = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (safe loader subclass)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise ValueError(f"{path}:{line}: {e.problem or e.context}; fix the YAML syntax there") from None
+    if out is None:
+        out = {}
     if not isinstance(out, dict):
-        raise ValueError(f"{path}: top level is a list; a mapping of parameters was expected")
+        raise ValueError(f"{path}: top level is a {type(out).__name__}; a mapping of parameters was expected")
     return _freeze(out) if readonly else out
 
 

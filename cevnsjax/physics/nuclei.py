@@ -104,7 +104,7 @@ ELEMENTS: dict[str, tuple[Isotope, ...]] = _build()
 ISOTOPES: dict[str, Isotope] = {i.name: i for isos in ELEMENTS.values() for i in isos}
 
 
-def _unknown(kind: str, value: str, valid) -> ValueError:
+def unknown_name_error(kind: str, value: str, valid) -> ValueError:
     close = difflib.get_close_matches(value, list(valid), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return ValueError(f"{kind}={value!r} is not known{hint} Valid: {', '.join(sorted(valid))}")
@@ -122,7 +122,7 @@ def parse_formula(formula: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for el, n in tokens:
         if el not in ELEMENTS:
-            raise _unknown("element", el, ELEMENTS) from None
+            raise unknown_name_error("element", el, ELEMENTS) from None
         count = int(n) if n else 1
         if count <= 0:
             raise ValueError(f"formula={formula!r}: count {count} for {el} must be >= 1")
@@ -149,7 +149,7 @@ class Target:
         override = dict(abundances or {})
         for name in override:
             if name not in ISOTOPES:
-                raise _unknown("isotope", name, ISOTOPES)
+                raise unknown_name_error("isotope", name, ISOTOPES)
             if ISOTOPES[name].element not in counts:
                 raise ValueError(f"abundances: isotope {name!r} is not in formula {formula!r}")
         for el, n in counts.items():

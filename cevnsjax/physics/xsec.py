@@ -219,9 +219,9 @@ def _isotope_arrays(isotope, model):
 
     if isinstance(isotope, str):
         if isotope not in ISOTOPES:
-            from cevnsjax.physics.nuclei import _unknown
+            from cevnsjax.physics.nuclei import unknown_name_error
 
-            raise _unknown("isotope", isotope, ISOTOPES)
+            raise unknown_name_error("isotope", isotope, ISOTOPES)
         isotope = ISOTOPES[isotope]
     rp, rn = model.rms_radii_fm([isotope.name], [isotope.element], [isotope.A])
     return float(isotope.Z), float(isotope.N), isotope.mass_MeV, float(rp[0]), float(rn[0])

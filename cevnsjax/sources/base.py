@@ -63,7 +63,7 @@ class ContinuousComponent:
         """Integral of the density over its support [cm^-2 s^-1] (Gauss-Legendre, split at breakpoints)."""
         x, w = np.polynomial.legendre.leggauss(48)
         total = 0.0
-        for lo, hi in _subintervals(self.breakpoints, self.max_step):
+        for lo, hi in subintervals(self.breakpoints, self.max_step):
             e = 0.5 * (hi - lo) * x + 0.5 * (hi + lo)
             total += 0.5 * (hi - lo) * float(np.dot(w, self.density(e)))
         return total
@@ -71,7 +71,7 @@ class ContinuousComponent:
     def mean_energy(self) -> float:
         x, w = np.polynomial.legendre.leggauss(48)
         num = 0.0
-        for lo, hi in _subintervals(self.breakpoints, self.max_step):
+        for lo, hi in subintervals(self.breakpoints, self.max_step):
             e = 0.5 * (hi - lo) * x + 0.5 * (hi + lo)
             num += 0.5 * (hi - lo) * float(np.dot(w, e * self.density(e)))
         return num / self.total_flux()
@@ -158,7 +158,7 @@ class ScaledSource(Source):
         return float(self.inner.total_flux()) * float(self.factor)
 
 
-def _subintervals(breakpoints: Sequence[float], max_step: float) -> list[tuple[float, float]]:
+def subintervals(breakpoints: Sequence[float], max_step: float) -> list[tuple[float, float]]:
     """Split [b_0, b_-1] at the breakpoints and further into pieces no wider than ``max_step``."""
     out = []
     for lo, hi in zip(breakpoints[:-1], breakpoints[1:]):

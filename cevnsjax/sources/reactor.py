@@ -37,7 +37,7 @@ from typing import Mapping
 import numpy as np
 
 from cevnsjax.physics.constants import MEV_PER_GW_S
-from cevnsjax.sources.base import ContinuousComponent, Source, _subintervals, check_positive, geometric_factor_cm2
+from cevnsjax.sources.base import ContinuousComponent, Source, subintervals, check_positive, geometric_factor_cm2
 from cevnsjax.sources.tabulated import TableInterpolator, read_two_column, validate_table
 
 __all__ = [
@@ -122,7 +122,7 @@ class SpectralModel:
         bp = [lo] + [p for p in self.breakpoints if lo < p < hi] + [hi]
         x, w = np.polynomial.legendre.leggauss(48)
         total = 0.0
-        for p, q in _subintervals(bp, max_step):
+        for p, q in subintervals(bp, max_step):
             e = 0.5 * (q - p) * x + 0.5 * (q + p)
             total += 0.5 * (q - p) * float(np.dot(w, self(e)))
         return total

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-__all__ = ["small_solve"]
+__all__ = ["small_solve", "cholesky_factor", "cholesky_solve"]
 
 MAX_UNROLLED = 16
 
@@ -33,3 +33,34 @@ def small_solve(A, b):
         M = M - factor[..., None] * rowk[..., None, :]
         M = jnp.where((rows == k)[:, None], rowk[..., None, :], M)
     return M[..., :, n]
+
+
+def cholesky_factor(A, max_unrolled: int = 40):
+    """Unrolled Cholesky factor (list of lists of batched scalars) of a small SPD matrix A, or None
+    above ``max_unrolled`` unknowns (the unrolled graph grows as m^3)."""
+    m = A.shape[-1]
+    if m > max_unrolled:
+        return None
+    Lc = [[None] * m for _ in range(m)]
+    for j in range(m):
+        d = A[..., j, j] - sum((Lc[j][k] ** 2 for k in range(j)), jnp.zeros_like(A[..., j, j]))
+        Lc[j][j] = jnp.sqrt(jnp.maximum(d, jnp.finfo(A.dtype).tiny))
+        for i in range(j + 1, m):
+            acc = sum((Lc[i][k] * Lc[j][k] for k in range(j)), jnp.zeros_like(A[..., i, j]))
+            Lc[i][j] = (A[..., i, j] - acc) / Lc[j][j]
+    return Lc
+
+
+def cholesky_solve(A, rhs, Lc=None):
+    """Solve A x = rhs for a small SPD A (with its factor from :func:`cholesky_factor` when given)."""
+    Lc = cholesky_factor(A) if Lc is None else Lc
+    if Lc is None:
+        return jnp.linalg.solve(A, rhs[..., None])[..., 0]
+    m = len(Lc)
+    y = []
+    for i in range(m):
+        y.append((rhs[..., i] - sum((Lc[i][k] * y[k] for k in range(i)), jnp.zeros_like(rhs[..., i]))) / Lc[i][i])
+    x = [None] * m
+    for i in reversed(range(m)):
+        x[i] = (y[i] - sum((Lc[k][i] * x[k] for k in range(i + 1, m)), jnp.zeros_like(y[i]))) / Lc[i][i]
+    return jnp.stack(x, -1)

@@ -58,6 +58,7 @@ from cevnsjax.physics.nuclei import Target
 from cevnsjax.physics.params import PhysicsParams
 from cevnsjax.rates import binned_rate, prepare
 from cevnsjax.physics.xsec import E_nu_min, E_R_max
+from cevnsjax.stats._linalg import cholesky_factor, cholesky_solve
 
 __all__ = [
     "Scenario", "SCENARIOS", "DEFAULT_BETA_RANGE", "UnfoldingProblem", "BetaScan", "UnfoldingResult",
@@ -424,38 +425,6 @@ def _factor(R, n, beta, L, v_ref):
     return V, sc, A
 
 
-def _spd_factor(A):
-    """Unrolled Cholesky factor (list of lists of batched scalars) of a small SPD matrix A, or None
-    above 40 unknowns. Pure element-wise XLA (no LAPACK custom call): batched LAPACK solves stalled
-    the CPU thread pool under vmap(vmap(jacfwd)) (jax 0.10)."""
-    m = A.shape[-1]
-    if m > 40:
-        return None
-    Lc = [[None] * m for _ in range(m)]
-    for j in range(m):
-        d = A[..., j, j] - sum((Lc[j][k] ** 2 for k in range(j)), jnp.zeros_like(A[..., j, j]))
-        Lc[j][j] = jnp.sqrt(jnp.maximum(d, jnp.finfo(A.dtype).tiny))
-        for i in range(j + 1, m):
-            acc = sum((Lc[i][k] * Lc[j][k] for k in range(j)), jnp.zeros_like(A[..., i, j]))
-            Lc[i][j] = (A[..., i, j] - acc) / Lc[j][j]
-    return Lc
-
-
-def _spd_solve(A, rhs, Lc=None):
-    """Solve A x = rhs for a small SPD A (with its factor from :func:`_spd_factor` when given)."""
-    Lc = _spd_factor(A) if Lc is None else Lc
-    if Lc is None:
-        return jnp.linalg.solve(A, rhs)
-    m = len(Lc)
-    y = []
-    for i in range(m):
-        y.append((rhs[..., i] - sum((Lc[i][k] * y[k] for k in range(i)), jnp.zeros_like(rhs[..., i]))) / Lc[i][i])
-    x = [None] * m
-    for i in reversed(range(m)):
-        x[i] = (y[i] - sum((Lc[k][i] * x[k] for k in range(i + 1, m)), jnp.zeros_like(y[i]))) / Lc[i][i]
-    return jnp.stack(x, -1)
-
-
 def tikhonov_estimate(R, h, b, n, beta, L, v_ref=None, refine: int = 2):
     """nu_hat = D^-1 K, D = 2(R^T V^-1 R + beta L^T L), K = 2 R^T V^-1 (n - h - b) (2302.10460; Cowan 11.5).
 
@@ -467,9 +436,9 @@ def tikhonov_estimate(R, h, b, n, beta, L, v_ref=None, refine: int = 2):
     y = n - h - b
     grad = lambda nu: R.T @ ((y - R @ nu) / V) - beta * (L.T @ (L @ nu))
     nu = jnp.zeros(R.shape[1], R.dtype)
-    Lc = _spd_factor(cf)
+    Lc = cholesky_factor(cf)
     for _ in range(1 + refine):
-        nu = nu + sc * _spd_solve(cf, sc * grad(nu), Lc)
+        nu = nu + sc * cholesky_solve(cf, sc * grad(nu), Lc)
     return nu
 
 
