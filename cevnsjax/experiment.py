@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Mapping
@@ -37,8 +38,9 @@ from cevnsjax.detector.backgrounds import total_background
 from cevnsjax.sources.base import Source
 from cevnsjax.physics.nuclei import Target
 from cevnsjax.physics.params import PhysicsParams
-from cevnsjax.detector.quenching import E_R_from_Eee
-from cevnsjax.rates import RateKernels, node_rates, prepare as prepare_kernels
+from cevnsjax.detector.quenching import E_R_from_Eee, Lindhard, ModifiedLindhard
+from cevnsjax.detector.per_nucleus import PerNucleusQuenching
+from cevnsjax.rates import FluxValidityWarning, RateKernels, node_rates, prepare as prepare_kernels
 from cevnsjax.detector.response import ArrivalTimePDF, GeResolution, choose_smearing_grid, gamma_pe_bin_probabilities, \
     gaussian_bin_probabilities, grid_deposit, hermite_weights, poisson_pe_bin_probabilities, time_bin_fractions
 from cevnsjax.physics.xsec import CrossSectionModel
@@ -317,6 +319,18 @@ class Experiment:
             raise ValueError(f"{self.name}: smearing='grid' needs a resolution model of type "
                              f"{', '.join(t.__name__ for t in _GRID_RESOLUTIONS)}, got "
                              f"{type(self.defaults.resolution).__name__}; use smearing='exact'")
+        self._check_compound_quenching()
+
+    def _check_compound_quenching(self):
+        """PerNucleusQuenching must cover every element; one Lindhard model for a compound warns."""
+        q, els = self.defaults.quenching, {i.element for i in Target.from_formula(self.target).isotopes}
+        if isinstance(q, PerNucleusQuenching) and els - set(q.elements):
+            raise ValueError(f"{self.name}: quenching has models for {q.elements} but the target {self.target!r} also "
+                             f"holds {sorted(els - set(q.elements))}; use PerNucleusQuenching.lindhard({self.target!r})")
+        if isinstance(q, (Lindhard, ModifiedLindhard)) and len(els) > 1 and self.observable.kind != "E_R_keV":
+            warnings.warn(f"{self.name}: one {type(q).__name__} model (Z={q.Z:g}, A={q.A:g}) quenches every nucleus of "
+                          f"{self.target!r}, but each has its own k(Z, A) and eps(Z): use PerNucleusQuenching.lindhard("
+                          f"{self.target!r}) (spec: model = \"lindhard\" without Z, A)", UserWarning, stacklevel=3)
 
     @property
     def exposure_kg_day(self) -> float:
@@ -324,6 +338,24 @@ class Experiment:
 
     def default_params(self) -> ExperimentParams:
         return self.defaults
+
+    def threshold_keV(self) -> float:
+        """Lowest recoil energy [keVnr] the observable bins use: the lowest edge (E_R), or the recoil energy
+        that the default quenching maps to the lowest E_ee edge (the smallest over the nuclei of a compound),
+        never below the recoil grid; the recoil grid minimum for PE."""
+        obs, q = self.observable, self.defaults.quenching
+        lo = self.recoil_grid.min_keV if self.recoil_grid is not None else obs.edges[0]
+        if obs.kind == "E_R_keV":
+            return max(lo, obs.edges[0])
+        if obs.kind == "PE" or obs.edges[0] <= 0:
+            return lo
+        models = q.models if isinstance(q, PerNucleusQuenching) else (q,)
+        E_R = np.geomspace(lo, self.recoil_grid.max_keV, 4001)  # 0.1% steps: the grid point below the crossing
+        out = []
+        for m in models:
+            above = np.nonzero(np.asarray(m.E_ee(jnp.asarray(E_R))) >= obs.edges[0])[0]
+            out.append(E_R[max(above[0] - 1, 0)] if above.size else E_R[-1])
+        return float(max(lo, min(out)))
 
     def prepare(self) -> "PreparedExperiment":
         """One-time work: kernels on the recoil grid, arrival-time fractions and (smearing = "grid") the
@@ -341,11 +373,15 @@ class Experiment:
         edges = resp_edges if direct else self.recoil_grid.edges()
         npb = 8 if direct else self.recoil_grid.nodes_per_bin
         smeared = self.defaults.resolution is not None
+        thr = self.threshold_keV()
         kernels = prepare_kernels(self.target, self.source, bin_edges_keV=edges, model=self.model, nodes_per_bin=npb,
-                                  common_nodes=not direct, split_at_kinks=not smeared)
+                                  common_nodes=not direct, split_at_kinks=not smeared, threshold_keV=thr)
         edge_kernels = None
         if not direct and self.defaults.resolution is None:  # cumulative method: densities at the fine edges
-            edge_kernels = prepare_kernels(self.target, self.source, E_R_keV=edges, model=self.model)
+            with warnings.catch_warnings():  # the same grid and threshold: warned once above
+                warnings.simplefilter("ignore", FluxValidityWarning)
+                edge_kernels = prepare_kernels(self.target, self.source, E_R_keV=edges, model=self.model,
+                                               threshold_keV=thr)
         tf = None
         if obs.time_edges_us is not None:
             pdfs = dict(obs.time_pdfs)
@@ -433,9 +469,10 @@ def _signal_by_component(theta: ExperimentParams, prep: PreparedExperiment, grou
     return _response(theta, prep, per_node, onehot), rows
 
 
-def _response(theta: ExperimentParams, prep: PreparedExperiment, per_node, onehot=None):
+def _response(theta: ExperimentParams, prep: PreparedExperiment, per_node, onehot=None, iso=None):
     """Counts per node (rows, T, n) -> counts per response bin (rows, n_bins); ``onehot`` (rows, C)
-    maps flux components to rows when they were grouped."""
+    maps flux components to rows when they were grouped; ``iso`` (bool, n_iso) the isotopes that
+    ``per_node`` holds (all if None)."""
     K = prep.kernels
     edges = prep.resp_edges
     n_bins = edges.shape[0] - 1
@@ -443,6 +480,11 @@ def _response(theta: ExperimentParams, prep: PreparedExperiment, per_node, oneho
         seg = jax.vmap(lambda w, s: jax.ops.segment_sum(w.T, s, num_segments=n_bins, indices_are_sorted=True).T,
                        in_axes=(1, 0), out_axes=1)
         return seg(per_node, K.segment).sum(axis=1)
+    if isinstance(theta.quenching, PerNucleusQuenching) and prep.kind != "E_R_keV":
+        # a compound: the isotopes of each element quenched with that element's own model, then summed
+        g = theta.quenching.groups(K.isotope_names)
+        return sum(_response(dataclasses.replace(theta, quenching=m), prep, per_node[:, g == i], onehot, g == i)
+                   for i, m in enumerate(theta.quenching.models) if np.any(g == i))
     # common recoil nodes for all isotopes: sum over isotopes first, then one response per node
     per_node = per_node.sum(axis=1)  # (C, n)
     E_R = K.E_R_MeV[0] * 1e3  # keV
@@ -464,7 +506,8 @@ def _response(theta: ExperimentParams, prep: PreparedExperiment, per_node, oneho
     nf = fine.shape[0] - 1
     per_fine = jax.ops.segment_sum(per_node.T, K.segment[0], num_segments=nf, indices_are_sorted=True).T  # (C, nf)
     cum = jnp.concatenate([jnp.zeros((per_fine.shape[0], 1), per_fine.dtype), jnp.cumsum(per_fine, -1)], -1)
-    dens = node_rates(theta.physics, prep.edge_kernels, theta.flux_scale).sum(axis=1)
+    dens = node_rates(theta.physics, prep.edge_kernels, theta.flux_scale)
+    dens = (dens if iso is None else dens[:, iso]).sum(axis=1)
     if onehot is not None:
         dens = onehot @ dens
     dens = dens * (prep.exposure_kg_day * theta.signal_scale)  # (C, nf+1) counts per keV

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from functools import partial
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -36,7 +37,8 @@ from cevnsjax.physics.nuclei import Target
 from cevnsjax.physics.params import PhysicsParams
 from cevnsjax.physics.xsec import CrossSectionModel, E_nu_min, E_R_max, coefficients, kinematic_weights
 
-__all__ = ["RateKernels", "prepare", "node_rates", "recoil_spectrum", "binned_rate", "expected_counts"]
+__all__ = ["RateKernels", "FluxValidityWarning", "warn_truncated_flux", "prepare", "node_rates", "recoil_spectrum",
+           "binned_rate", "expected_counts"]
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(24)
 
@@ -151,9 +153,35 @@ def _bin_nodes(edges_MeV, kinks_MeV, nodes_per_bin):
     return np.concatenate(er), np.concatenate(wt), np.concatenate(seg)
 
 
+class FluxValidityWarning(UserWarning):
+    """Recoils that the analysis uses are reached by neutrinos below where a flux component starts."""
+
+
+def warn_truncated_flux(target: Target, components, threshold_keV: float) -> None:
+    """Warn (:class:`FluxValidityWarning`) when a continuous component starts at E_lo > 0 (e.g. the
+    Huber-Mueller fits at 2 MeV) while recoils above ``threshold_keV`` are also reached by neutrinos
+    below E_lo (E_R < E_R,max(E_lo) of the lightest isotope): the rate there lacks that part."""
+    M = target.mass_MeV
+    for c in components:
+        e_lo = float(c.breakpoints[0]) if isinstance(c, ContinuousComponent) else 0.0
+        if e_lo <= 0:
+            continue
+        er = np.asarray(E_R_max(np.full_like(M, e_lo), M)) / KEV  # keV
+        t = int(np.argmax(er))
+        if threshold_keV < er[t]:
+            warnings.warn(
+                f"flux component {c.name!r} starts at E_nu = {e_lo:g} MeV, but {target.names[t]} recoils from "
+                f"{threshold_keV:.3g} keV (the threshold) up to {er[t]:.3g} keV are also made by neutrinos below "
+                f"{e_lo:g} MeV, which this source lacks: the rate there is too low. For a reactor use "
+                "Reactor.with_low_energy_tables (spec: [source] low_energy_tables = true), or a threshold "
+                f"above {er[t]:.3g} keV", FluxValidityWarning, stacklevel=3)
+            return
+
+
 def prepare(target: Target | str, source: Source, *, E_R_keV: Sequence[float] | None = None,
             bin_edges_keV: Sequence[float] | None = None, model: CrossSectionModel | None = None,
-            nodes_per_bin: int = 8, common_nodes: bool = False, split_at_kinks: bool = True) -> RateKernels:
+            nodes_per_bin: int = 8, common_nodes: bool = False, split_at_kinks: bool = True,
+            threshold_keV: float | None = None) -> RateKernels:
     """Integrate the source over E_nu once, for spectra at ``E_R_keV`` or counts in ``bin_edges_keV``.
 
     Give exactly one of ``E_R_keV`` (points, for dR/dE_R) or ``bin_edges_keV`` (bins, for counts;
@@ -161,6 +189,9 @@ def prepare(target: Target | str, source: Source, *, E_R_keV: Sequence[float] | 
     ``common_nodes`` puts the same recoil nodes under every isotope (split at the kinks of all of
     them), so that per-node rates can be summed over isotopes before a detector response;
     ``split_at_kinks=False`` skips the splitting (for fine grids under a smearing response).
+    ``threshold_keV`` (default: the lowest grid energy) is the lowest recoil energy the analysis
+    uses: a :class:`FluxValidityWarning` is raised when neutrinos below where a flux component
+    starts (2 MeV for the default reactor fits) make recoils above it (:func:`warn_truncated_flux`).
     """
     model = model or CrossSectionModel()
     if isinstance(target, str):
@@ -190,6 +221,7 @@ def prepare(target: Target | str, source: Source, *, E_R_keV: Sequence[float] | 
         else:
             nodes = [_bin_nodes(grid * KEV, kinks(M[t]), nodes_per_bin) for t in range(n_iso)]
         nodes = [(e, w / KEV, s) for e, w, s in nodes]  # weights in keV
+    warn_truncated_flux(target, comps, float(grid[0]) if threshold_keV is None else float(threshold_keV))
     n_nodes = max(len(e) for e, _, _ in nodes)
     E_R = np.empty((n_iso, n_nodes))
     W = np.zeros((n_iso, n_nodes))

@@ -52,7 +52,7 @@ def spec(quenching: dict, bkg: float = 0.0, exposure_kg_yr: float = 7.0, thresho
          "cross_section": {"form_factor": "helm"},
          "detector": {"observable": "E_ee_keV", "bins": {"start": threshold, "stop": 1.5,
                                                                    "n": int(round((1.5 - threshold) / 0.05))},
-                      "recoil_grid": {"min_keV": 0.02, "max_keV": 4.0, "n_bins": 80, "nodes_per_bin": 2},
+                      "recoil_grid": {"min_keV": 1e-5, "max_keV": 4.0, "n_bins": 120, "nodes_per_bin": 2},  # converged: tests/test_grid_convergence.py
                       "truncate_at_zero": True, "quenching": dict(quenching),
                       "resolution": {"model": "ge", "sigma_noise_keV": 0.0685, "fano": 0.11, "eps_pair_keV": 0.00296}}}
     if bkg > 0:

@@ -57,5 +57,6 @@ def test_scan_cli_resumes_and_finds_truth(tmp_path):
     assert int(np.argmin(dchi2)) == 5 and dchi2[5] == 0.0
     np.testing.assert_allclose(float(np.asarray(ds["bkg.flat.rate"])[5]), 10.0, rtol=1e-6)
     ds.close()
-    assert main(args) == 0  # a second run resumes from the finished chunks
+    assert main(args) == 2  # the folder holds this scan: refused without --resume or --overwrite
+    assert main(args + ["--resume"]) == 0  # resumes from the finished chunks
     assert main(["scan", "conus", "--asimov", "--param", "signal_scale=log:0:1:3", "--out", str(tmp_path / "x")]) == 2

@@ -38,6 +38,8 @@ Schema (keys in brackets are optional)::
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import os
 import tomllib
@@ -56,6 +58,7 @@ from cevnsjax.sources.tabulated import TabulatedFlux
 from cevnsjax.physics.formfactors import Helm, KleinNystrand, SymmetrizedFermi
 from cevnsjax.physics.nuclei import ELEMENTS, parse_formula
 from cevnsjax.physics.params import PhysicsParams
+from cevnsjax.detector.per_nucleus import PerNucleusQuenching
 from cevnsjax.detector.quenching import ConstantQuenching, Lindhard, ModifiedLindhard, PolynomialLightYield, TabulatedQuenching
 from cevnsjax.detector.response import Coherent2017Efficiency, Coherent2021Efficiency, Coherent2021TimeEfficiency, \
     ConstantEfficiency, GeResolution
@@ -115,7 +118,30 @@ def expand_path(value: str, where: str, base: Path | None = None) -> Path:
     p = Path(os.path.expandvars(value)).expanduser()
     if not p.is_absolute() and base is not None:
         p = base / p
+    read = _READ_PATHS.get()
+    if read is not None:
+        read.append(p)
     return p
+
+
+_READ_PATHS: contextvars.ContextVar = contextvars.ContextVar("cevnsjax_read_paths", default=None)
+
+
+@contextlib.contextmanager
+def record_data_paths():
+    """Collect every data path a spec names (via :func:`expand_path`) while building experiments inside the
+    block: ``with record_data_paths() as paths: exp = experiment_from_spec(spec)`` (for content fingerprints)."""
+    paths: list[Path] = []
+    token = _READ_PATHS.set(paths)
+    try:
+        yield paths
+    finally:
+        _READ_PATHS.reset(token)
+
+
+def recorded_data_paths() -> list[Path]:
+    """The paths recorded so far by the innermost :func:`record_data_paths` block ([] outside one)."""
+    return list(_READ_PATHS.get() or [])
 
 
 def load_spec(path_or_name) -> dict:
@@ -228,17 +254,34 @@ def _source(src: dict, base: Path):
 
 
 def _element_ZA(formula: str):
-    """Z and standard atomic mass of the heaviest element in the formula (for Lindhard's Z, A)."""
+    """Z and standard atomic mass of the heaviest element in the formula (Lindhard's Z, A when a spec gives
+    one of them for a compound; a compound without Z, A gets :class:`PerNucleusQuenching`)."""
     els = parse_formula(formula)
     el = max(els, key=lambda e: ELEMENTS[e][0].Z)
     isos = ELEMENTS[el]
     return float(isos[0].Z), float(sum(i.abundance * i.atomic_mass_u for i in isos))
 
 
+def _compound_lindhard(q: dict, model: str, formula: str):
+    """A compound without an explicit Z, A: each nucleus quenched with its own Lindhard k(Z, A), eps(Z)."""
+    where = "detector.quenching"
+    _check_keys(q, where, ("model",), ("k", "Z", "A") if model == "lindhard" else ("k", "q", "Z", "A", "q_max"))
+    per = PerNucleusQuenching.lindhard(formula)
+    ks = ", ".join(f"{el}: {m.k_value:.4f}" for el, m in zip(per.elements, per.models))
+    if model == "modified_lindhard" or "k" in q:
+        raise SpecError(f"{where}: model = {model!r}{' with k = ' + repr(q['k']) if 'k' in q else ''} is ambiguous for "
+                        f"the compound {formula!r}: each nucleus has its own Lindhard k(Z, A) ({ks}). Use model = "
+                        "'lindhard' without k (each nucleus quenched with its own k), or give Z and A to quench "
+                        "every nucleus as that one element")
+    return per
+
+
 def _quenching(q: dict, formula: str, base: Path):
     where = "detector.quenching"
     model = _choice(q, "model", where, ("lindhard", "modified_lindhard", "constant", "tabulated", "polynomial"))
     Z, A = _element_ZA(formula)
+    if model in ("lindhard", "modified_lindhard") and len(parse_formula(formula)) > 1 and not {"Z", "A"} & set(q):
+        return _compound_lindhard(q, model, formula)
     if model == "lindhard":
         _check_keys(q, where, ("model",), ("k", "Z", "A"))
         return Lindhard(float(q.get("Z", Z)), float(q.get("A", A)), k=float(q["k"]) if "k" in q else None)

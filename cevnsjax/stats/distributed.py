@@ -1,0 +1,176 @@
+"""Scans on a Dask cluster (dask.distributed): every group of chunks of a :func:`run_scan` is one Dask task.
+
+    from cevnsjax.stats.distributed import ObjectiveSpec, dask_client, run_scan_dask
+    spec = ObjectiveSpec(spec_objective, {"spec": "dresden_ii", "priors": {...}, "profile_names": [...]})
+    with dask_client(workers=2) as client:            # or dask_client(scheduler="tcp://host:8786")
+        res = run_scan_dask(spec, grid, client=client, out_dir="scan_zp", profile=profile)
+
+How (the chunk files and the manifest are the source of truth, as for :func:`run_scan`):
+
+1. the client writes ``manifest.json`` and the coarse warm-start table (``coarse.npz``) into ``out_dir``
+   (``run_scan(..., chunks=[], assemble=False)``);
+2. the missing chunks are split into contiguous groups, one Dask task each (default: 4 tasks per
+   worker, so a lost task is cheap to redo). A task runs on a worker process, rebuilds the objective
+   from the picklable :class:`ObjectiveSpec` (cached per process, never a jitted closure shipped over
+   the wire), and calls ``run_scan(..., chunks=group, assemble=False)``: it computes the group's
+   chunks that have no file yet and writes each one atomically;
+3. the client assembles the result from the files (``run_scan`` again: every chunk is there).
+
+A worker lost midway: Dask reruns its task on another worker; the rerun skips the chunks already
+written. Every chunk is a pure function of its points and of the saved warm-start table, so the
+result is bit for bit that of the in-process scan with the same ``chunk_size`` on one device (each
+worker process uses ONE local device; use one worker per GPU). The out_dir must be visible to every
+worker (a shared file system on a cluster). SLURM with dask-jobqueue: docs/distributed.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["ObjectiveSpec", "spec_objective", "dask_client", "run_scan_dask"]
+
+_CACHE: dict = {}
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """A recipe for a scan objective that a worker can rebuild: ``factory(**kwargs)`` returns the
+    jittable ``values -> -2 ln L``. ``factory`` is a module-level function (pickled by name) or its
+    ``"module:function"`` path; ``kwargs`` must be picklable (names, numbers, paths, preset names)."""
+
+    factory: Callable | str
+    kwargs: Mapping = field(default_factory=dict)
+    x64: bool = True
+
+    def key(self) -> str:
+        f = self.factory if isinstance(self.factory, str) else f"{self.factory.__module__}:{self.factory.__qualname__}"
+        return f + json.dumps(dict(self.kwargs), sort_keys=True, default=str) + str(self.x64)
+
+    def build(self) -> Callable:
+        """The objective (built once per process and cached)."""
+        k = self.key()
+        if k not in _CACHE:
+            import cevnsjax
+
+            if self.x64:
+                cevnsjax.enable_x64()
+            f = self.factory
+            if isinstance(f, str):
+                mod, _, name = f.partition(":")
+                if not name:
+                    raise ValueError(f"ObjectiveSpec factory {f!r}: write 'module:function'")
+                f = getattr(importlib.import_module(mod), name)
+            _CACHE[k] = f(**dict(self.kwargs))
+        return _CACHE[k]
+
+
+def spec_objective(spec: str, priors: Mapping, profile_names: Sequence[str], asimov: bool = False,
+                   float32: bool = False) -> Callable:
+    """The objective of ``cevnsjax scan``: -2 ln L of one experiment (TOML path or preset name) with the
+    nuisances ``profile_names`` under ``priors`` (name -> (kind, a, b)) as constraint terms."""
+    import jax.numpy as jnp
+
+    from cevnsjax.io.spec import experiment_from_spec, load_spec
+    from cevnsjax.stats.model import Analysis, JointModel
+
+    exp = experiment_from_spec(load_spec(spec))
+    model = JointModel([Analysis(exp, {n: tuple(priors[n]) if isinstance(priors[n], list) else priors[n]
+                                       for n in profile_names})])
+    obs = model.asimov() if asimov else model.observed()
+    obs = {k: jnp.asarray(v, jnp.float32 if float32 else jnp.float64) for k, v in obs.items()}
+    if hasattr(model, "minus2lnL"):
+        return lambda values: model.minus2lnL(values, obs)
+    return lambda values: 2.0 * model.nll(values, obs)
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None, threads_per_worker: int = 1):
+    """A ``dask.distributed.Client``: connected to ``scheduler`` (an address, e.g. ``tcp://host:8786``), or
+    to an embedded ``LocalCluster`` of ``workers`` processes (one thread each). Closed on exit."""
+    from dask.distributed import Client, LocalCluster
+
+    if (scheduler is None) == (workers is None):
+        raise ValueError("give either scheduler=ADDRESS or workers=N (an embedded LocalCluster), not "
+                         f"{'both' if scheduler else 'neither'}")
+    if scheduler is not None:
+        with Client(scheduler) as c:
+            yield c
+        return
+    if int(workers) < 1:
+        raise ValueError(f"workers={workers} must be >= 1")
+    with LocalCluster(n_workers=int(workers), threads_per_worker=threads_per_worker, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as c:
+        yield c
+
+
+def _device():
+    import jax
+
+    return jax.local_devices()[:1]
+
+
+def _chunk_task(spec: ObjectiveSpec, grid_json, kwargs: dict, chunks: list) -> list:
+    """On a worker: compute (and write) the chunks ``chunks`` that have no file yet."""
+    from cevnsjax.stats.scan import Grid, run_scan
+
+    run_scan(spec.build(), Grid.from_json(grid_json), chunks=chunks, assemble=False, resume=True,
+             progress=False, devices=_device(), **kwargs)
+    return chunks
+
+
+def run_scan_dask(spec: ObjectiveSpec, grid, *, client, out_dir, fixed: Mapping | None = None,
+                  profile: Mapping | None = None, chunk_size: int = 4096, resume: bool = True,
+                  fingerprint: str | None = None, tasks_per_worker: int = 4, progress: bool = True,
+                  **scan_kwargs):
+    """:func:`cevnsjax.stats.scan.run_scan` with every group of chunks a Dask task on ``client``'s
+    workers (see the module docstring). ``scan_kwargs``: further run_scan settings (dtype,
+    nuisance_mode, newton_iters, coarse_iters, coarse_points, tol, valid_names). Returns the ScanResult;
+    ``attrs`` gain ``n_workers``, ``n_tasks`` and the cluster's ``points_per_second``."""
+    from dask.distributed import as_completed
+
+    from cevnsjax.stats.scan import Grid, run_scan
+
+    if out_dir is None:
+        raise ValueError("run_scan_dask needs out_dir (a folder every worker can write): the chunk files "
+                         "are how the workers hand back their results")
+    grid = grid if isinstance(grid, Grid) else Grid(grid)
+    out = Path(out_dir).resolve()
+    kw = dict(fixed=dict(fixed or {}), profile=profile, chunk_size=chunk_size, fingerprint=fingerprint,
+              out_dir=str(out), **scan_kwargs)
+    objective = spec.build()
+    t0 = time.perf_counter()
+    # 1. manifest + coarse warm-start table, here
+    run_scan(objective, grid, chunks=[], assemble=False, resume=resume, progress=False, devices=_device(), **kw)
+    chunk = int(json.loads((out / "manifest.json").read_text())["chunk"])
+    n_chunks = int(math.ceil(grid.size / chunk))
+    todo = [k for k in range(n_chunks) if not (out / "chunks" / f"chunk_{k:06d}.npz").exists()]
+    # 2. one task per contiguous group of missing chunks
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    n_tasks = min(len(todo), max(1, tasks_per_worker * n_workers))
+    groups = [list(map(int, g)) for g in np.array_split(np.asarray(todo, int), n_tasks)] if todo else []
+    t_run = time.perf_counter()
+    futures = [client.submit(_chunk_task, spec, grid.to_json(), kw, g, pure=False, retries=2) for g in groups]
+    done = 0
+    for fut in as_completed(futures):
+        done += len(fut.result())
+        if progress:
+            print(f"\rchunks {done}/{len(todo)}", end="", flush=True)
+    if progress and todo:
+        print()
+    run_s = time.perf_counter() - t_run
+    # 3. assemble from the files
+    res = run_scan(objective, grid, resume=True, progress=False, devices=_device(), **kw)
+    n_pts = sum(min(chunk, grid.size - k * chunk) for k in todo)
+    res.attrs.update(n_workers=n_workers, n_tasks=len(groups), n_computed=int(n_pts), run_seconds=float(run_s),
+                     total_seconds=float(time.perf_counter() - t0),
+                     points_per_second=float(n_pts / run_s) if n_pts and run_s > 0 else float("nan"))
+    return res
