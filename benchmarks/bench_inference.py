@@ -36,11 +36,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 
 
 def main(argv=None):
@@ -67,15 +65,14 @@ def main(argv=None):
 
     import cevnsjax as cj
     from cevnsjax.results import rank_diagnostics
-    from _common import Fitter
-    import dresden_ii_quenching as DQ
+    from cevnsjax.analyses import dresden_ii as DQ
 
     cj.enable_x64()
     model = DQ.build_model(None)
     obs = model.observed()
     names = list(model.priors)
     t = time.perf_counter()
-    best = Fitter(model, scales=DQ.SCALES).fit()  # with the Hessian: the adaptive RW's proposal widths
+    best = model.fit()  # with the Hessian: the adaptive RW's proposal widths
     t_fit = time.perf_counter() - t
     if a.q_link == "cloglog":
         smodel, init = DQ.sampling_model(model), DQ.sampling_init(model, best.best_fit)

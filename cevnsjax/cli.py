@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--num-warmup", type=int, default=500, help="NUTS warm-up steps per chain")
     d.add_argument("--num-chains", type=int, default=4, help="NUTS chains")
     d.add_argument("--seed", type=int, default=0, help="random seed")
+    d.add_argument("--strict", action="store_true", help="exit with code 3 when NUTS did not converge")
     d.set_defaults(func=_cmd_demo)
 
     e = sub.add_parser("experiments", help="list the experiment presets")
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--num-chains", type=int, default=4, help="NUTS chains")
     f.add_argument("--seed", type=int, default=0, help="random seed")
     f.add_argument("--asimov", action="store_true", help="fit Asimov data (the default prediction) instead of the data")
+    f.add_argument("--strict", action="store_true", help="exit with code 3 when the MLE or NUTS did not converge "
+                   "(r_hat >= 1.01, low bulk ESS or divergences)")
     f.set_defaults(func=_cmd_fit)
 
     s = sub.add_parser("scan", help="Delta chi^2 over a grid of 1-3 parameters (chunked, sharded, resumable)")
@@ -65,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--asimov", action="store_true", help="scan Asimov data (the default prediction)")
     s.add_argument("--float32", action="store_true", help="compute in float32 (GPU throughput)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run every chunk as a task on this dask.distributed scheduler (docs/distributed.md)")
+    s.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run every chunk as a Dask task on an embedded LocalCluster of N worker processes")
     s.set_defaults(func=_cmd_scan)
 
     u = sub.add_parser("unfold", help="unfold the reactor flux below 1.8 MeV (NUCLEUS-like scenarios 1-3 of 2302.10460)")
@@ -166,13 +174,21 @@ def _cmd_params(args) -> int:
 
 
 def _cmd_demo(args) -> int:
+    import json
+
     from cevnsjax.demo import run_demo
 
     paths = run_demo(args.out, n_points=args.points, num_warmup=args.num_warmup, num_samples=args.num_samples,
                      num_chains=args.num_chains, seed=args.seed)
     for path in paths:
         print(path)
-    print(open(Path(args.out) / "summary.txt").read())
+    print((Path(args.out) / "summary.txt").read_text())
+    rep = json.loads((Path(args.out) / "summary.json").read_text())
+    if not rep["converged"]:
+        print(f"warning: NUTS did not converge: {'; '.join(rep['convergence_failures'])}; no limit is stated",
+              file=sys.stderr)
+        if args.strict:
+            return 3
     return 0
 
 
@@ -191,13 +207,9 @@ def _cmd_predict(args) -> int:
 
     from cevnsjax.experiment import FLAVOUR_ROWS, predict
     from cevnsjax.io.outdir import json_safe
-    from cevnsjax.io.spec import SpecError, experiment_from_spec, load_spec
+    from cevnsjax.io.spec import experiment_from_spec, load_spec
 
-    try:
-        exp = experiment_from_spec(load_spec(args.spec))
-    except (SpecError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    exp = experiment_from_spec(load_spec(args.spec))  # errors: one line from _run (a traceback with --debug)
     pred = predict(exp.default_params(), exp.prepare())
     edges = list(exp.observable.edges)
     flav = {name: np.asarray(row).tolist() for name, row in zip(FLAVOUR_ROWS, pred.signal_by_flavour)
@@ -296,6 +308,7 @@ def _cmd_fit(args) -> int:
 
     from cevnsjax.io.outdir import atomic_path, atomic_write_json, atomic_write_text
     from cevnsjax.io.spec import SpecError, experiment_from_spec, fit_priors, load_spec
+    from cevnsjax.stats.infer import ConvergenceWarning, convergence_report
     from cevnsjax.stats.model import Analysis, JointModel
 
     try:
@@ -315,8 +328,10 @@ def _cmd_fit(args) -> int:
         fit.save(str(tmp))
     print(fit)
     if args.method == "nuts":
-        res = model.sample(obs=obs, num_warmup=args.num_warmup, num_samples=args.num_samples,
-                           num_chains=args.num_chains, seed=args.seed, init_values=dict(fit.params))
+        with warnings.catch_warnings():  # reported below, once, as one line
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = model.sample(obs=obs, num_warmup=args.num_warmup, num_samples=args.num_samples,
+                               num_chains=args.num_chains, seed=args.seed, init_values=dict(fit.params))
         with atomic_path(out / "posterior.nc") as tmp:
             res.save(tmp)
         with atomic_path(out / "corner.png") as tmp:
@@ -327,12 +342,21 @@ def _cmd_fit(args) -> int:
         summary = res.summary()
         atomic_write_text(out / "summary.csv", summary.to_csv())
         print(summary.to_string())
-        print(f"converged: {res.converged} (divergences: {res.num_divergences})")
+        nuts = convergence_report(res)
+        print(f"converged: {nuts['converged']} (divergences: {res.num_divergences})")
+        if nuts["failures"]:
+            print(f"warning: NUTS did not converge: {'; '.join(nuts['failures'])}; rerun with larger --num-warmup "
+                  "and --num-samples before using the posterior", file=sys.stderr)
     report = {"experiment": exp.name, "method": args.method, "priors": {k: list(v) if isinstance(v, tuple) else str(v)
                                                                        for k, v in priors.items()},
               "mle": {k: float(np.asarray(v)) for k, v in fit.params.items()}, "minus2lnL": fit.minus2lnL,
               "mle_converged": fit.converged}
+    if args.method == "nuts":
+        report["nuts"] = nuts
     atomic_write_json(out / "fit.json", report)
+    if args.strict and (not fit.converged or (args.method == "nuts" and not nuts["converged"])):
+        print("error: --strict: the fit did not converge (see the warning above and fit.json)", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -341,7 +365,7 @@ def _cmd_scan(args) -> int:
     import numpy as np
 
     from cevnsjax import __version__
-    from cevnsjax.experiment import valid_names
+    from cevnsjax.experiment import check_names, valid_names
     from cevnsjax.io.outdir import atomic_path, fingerprint
     from cevnsjax.io.spec import SpecError, experiment_from_spec, fit_priors, load_spec, recorded_data_paths
     from cevnsjax.stats.model import Analysis, JointModel
@@ -367,6 +391,7 @@ def _cmd_scan(args) -> int:
         for f in args.fix:
             k, _, v = f.partition("=")
             fixed[k] = float(v)
+        check_names([*grid.names, *fixed, *names], exp.defaults, model.analyses[0].component_names, exp)
         obs = model.asimov() if args.asimov else model.observed()
     except (SpecError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -384,9 +409,17 @@ def _cmd_scan(args) -> int:
     fp = fingerprint(spec, recorded_data_paths(), __version__,
                      extra=[args.param, sorted(fixed.items()), names, args.asimov, args.marginalise, args.float32])
     resume = _resume_scan(Path(args.out), fp)
-    res = run_scan(objective, grid, fixed=fixed, profile=profile or None, chunk_size=args.chunk_size,
-                   out_dir=args.out, progress=not args.no_progress, dtype=dtype, fingerprint=fp, resume=resume,
-                   nuisance_mode="marginal" if args.marginalise else "profile")
+    if args.scheduler is not None or args.workers is not None:  # every chunk a Dask task
+        from cevnsjax.stats.distributed import cli_scan
+
+        res = cli_scan(args.spec, priors, names, grid, scheduler=args.scheduler, workers=args.workers,
+                       asimov=args.asimov, float32=args.float32, fixed=fixed, profile=profile or None,
+                       chunk_size=args.chunk_size, out_dir=args.out, progress=not args.no_progress, dtype=dtype,
+                       fingerprint=fp, resume=resume, nuisance_mode="marginal" if args.marginalise else "profile")
+    else:
+        res = run_scan(objective, grid, fixed=fixed, profile=profile or None, chunk_size=args.chunk_size,
+                       out_dir=args.out, progress=not args.no_progress, dtype=dtype, fingerprint=fp, resume=resume,
+                       nuisance_mode="marginal" if args.marginalise else "profile")
     ds = res.to_dataset() if hasattr(res, "to_dataset") else None
     out = Path(args.out)
     if len(grid.names) == 2 and ds is not None:
@@ -471,7 +504,12 @@ def _cmd_unfold(args) -> int:
         print("error: unfolding needs the reactor tables below 2 MeV from the data folder; set $CEVNSJAX_DATA",
               file=sys.stderr)
         return 2
-    beta = args.beta if args.beta in ("physical", "bias") else float(args.beta)
+    try:
+        beta = args.beta if args.beta in ("physical", "bias") else float(args.beta)
+        if not isinstance(beta, str) and not (np.isfinite(beta) and beta >= 0):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"--beta {args.beta!r}: give 'physical', 'bias' or a finite number >= 0") from None
     res = run_unfolding(int(key), data_dir=root, n_toys=args.toys, n_betas=args.betas, beta=beta,
                         capture=not args.no_capture, seed=args.seed)
     out = Path(args.out)
@@ -566,7 +604,7 @@ def _one_line(err: BaseException) -> str:
 
 
 _POSITIVE_FLAGS = {"chunk_size": "--chunk-size", "toys": "--toys", "betas": "--betas", "num_samples": "--num-samples",
-                   "num_chains": "--num-chains", "points": "--points"}
+                   "num_chains": "--num-chains", "points": "--points", "workers": "--workers"}
 
 
 def _check_flags(args):

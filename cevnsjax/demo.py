@@ -14,10 +14,8 @@ Everything it needs ships with the package (no data folder).
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -26,7 +24,8 @@ import numpy as np
 from cevnsjax.detector.backgrounds import Flat
 from cevnsjax.experiment import Experiment, ExperimentParams, Observable, Observed, RecoilGrid
 from cevnsjax.sources import PionDAR, Reactor
-from cevnsjax.stats.infer import LogNormal, TruncatedNormal, Uniform
+from cevnsjax.io.outdir import atomic_path, atomic_write_json, atomic_write_text
+from cevnsjax.stats.infer import ConvergenceWarning, LogNormal, TruncatedNormal, Uniform, convergence_report
 from cevnsjax.stats.model import Analysis, JointModel
 from cevnsjax.physics.params import PhysicsParams
 from cevnsjax.detector.quenching import ModifiedLindhard
@@ -49,10 +48,7 @@ PRIORS = {
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def spectra(source_name: str, n_points: int = 200):
@@ -102,7 +98,8 @@ def _spectra_part(out: Path, n_points: int, lines: list) -> list[Path]:
         ax.grid(alpha=0.3, which="both")
         png = out / f"spectra_{name}.png"
         fig.tight_layout()
-        fig.savefig(png, dpi=120)
+        with atomic_path(png) as tmp:
+            fig.savefig(tmp, dpi=120)
         plt.close(fig)
         written += [csv, png]
         for t in TARGETS:
@@ -122,13 +119,19 @@ def run_demo(out_dir, n_points: int = 200, num_warmup: int = 500, num_samples: i
     exp, info = simulated_experiment(seed)
     model = JointModel([Analysis(exp, PRIORS)])
     fit = model.fit(n_starts=4)
-    res = model.sample(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains, seed=seed,
-                       progress_bar=progress_bar, chain_method="vectorized", dense_mass=True,
-                       target_accept_prob=0.95)
+    with warnings.catch_warnings():  # stated in the summary instead
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = model.sample(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains, seed=seed,
+                           progress_bar=progress_bar, chain_method="vectorized", dense_mass=True,
+                           target_accept_prob=0.95)
+    nuts = convergence_report(res)
     nc = out / "posterior.nc"
-    res.save(nc)
-    res.plot_corner(out / "corner.png", truths=TRUTH)
-    res.plot_spectrum(out / "spectrum.png", edges=np.asarray(exp.observable.edges), xlabel="E_ee [keVee]")
+    with atomic_path(nc) as tmp:
+        res.save(tmp)
+    with atomic_path(out / "corner.png") as tmp:
+        res.plot_corner(tmp, truths=TRUTH)
+    with atomic_path(out / "spectrum.png") as tmp:
+        res.plot_spectrum(tmp, edges=np.asarray(exp.observable.edges), xlabel="E_ee [keVee]")
     summary = res.summary()
     _write_atomic(out / "summary.csv", summary.to_csv())
     post = res.groups["posterior"]
@@ -136,16 +139,22 @@ def run_demo(out_dir, n_points: int = 200, num_warmup: int = 500, num_samples: i
                  "q05": float(np.quantile(post[k], 0.05)), "q95": float(np.quantile(post[k], 0.95)),
                  "mle": float(fit.params[k])} for k in PRIORS}
     g_abs = np.abs(np.asarray(post["g_zprime"]))
-    report = {"g_zprime_abs_90pc_upper_limit": float(np.quantile(g_abs, 0.9)), "experiment": exp.description, "converged": bool(res.converged),
+    limit = float(np.quantile(g_abs, 0.9)) if nuts["converged"] else None  # no limit from an unconverged chain
+    report = {"g_zprime_abs_90pc_upper_limit": limit, "experiment": exp.description,
+              "converged": nuts["converged"], "convergence_failures": nuts["failures"],
               "divergences": int(res.num_divergences), "sampling_time_s": res.attrs["sampling_time_s"],
               "total_time_s": round(time.perf_counter() - t_start, 2), "parameters": table,
               "sm_rates": lines}
-    _write_atomic(out / "summary.json", json.dumps(report, indent=2))
-    text = [f"# {exp.description}", f"# NUTS {num_chains} chains x {num_samples} draws; converged: {res.converged}",
+    atomic_write_json(out / "summary.json", report)
+    text = [f"# {exp.description}", f"# NUTS {num_chains} chains x {num_samples} draws; converged: {nuts['converged']}",
             f"{'parameter':15s} {'truth':>11s} {'mean':>11s} {'sd':>10s} {'90% interval':>26s}"]
     for k, r in table.items():
         text.append(f"{k:15s} {r['truth']:11.4g} {r['mean']:11.4g} {r['sd']:10.3g}   [{r['q05']:.4g}, {r['q95']:.4g}]")
-    text.append(f"|g_zprime| < {report['g_zprime_abs_90pc_upper_limit']:.3g} (90% credible, m_Z' = 10 MeV)")
+    if limit is not None:
+        text.append(f"|g_zprime| < {limit:.3g} (90% credible, m_Z' = 10 MeV)")
+    else:
+        text.append(f"no limit on |g_zprime|: NUTS did not converge ({'; '.join(nuts['failures'])}); rerun with "
+                    "larger --num-warmup and --num-samples")
     text += [""] + lines + [f"total time {report['total_time_s']} s"]
     _write_atomic(out / "summary.txt", "\n".join(text) + "\n")
     written += [nc, out / "corner.png", out / "spectrum.png", out / "summary.csv", out / "summary.json",

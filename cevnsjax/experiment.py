@@ -43,7 +43,7 @@ from cevnsjax.detector.per_nucleus import PerNucleusQuenching
 from cevnsjax.rates import FluxValidityWarning, RateKernels, node_rates, prepare as prepare_kernels
 from cevnsjax.detector.response import ArrivalTimePDF, GeResolution, choose_smearing_grid, gamma_pe_bin_probabilities, \
     gaussian_bin_probabilities, grid_deposit, hermite_weights, poisson_pe_bin_probabilities, time_bin_fractions
-from cevnsjax.physics.xsec import CrossSectionModel
+from cevnsjax.physics.xsec import CrossSectionModel, E_R_max
 
 __all__ = [
     "OBSERVABLES", "RecoilGrid", "Observable", "Observed", "ExperimentParams", "Experiment",
@@ -53,6 +53,8 @@ __all__ = [
 
 OBSERVABLES = ("E_R_keV", "E_ee_keV", "PE")
 SMEARING = ("exact", "grid")
+MAX_MASS_KG = 1e9  # 1 Mt: beyond any detector (larger masses overflow the counts)
+MAX_LIVE_DAYS = 1e6  # ~2700 years
 #: absolute error allowed on every interpolated P(bin | E_obs) when smearing = "grid" picks its own step
 GRID_SMEARING_TOL = 1e-7
 FLAVOUR_ROWS = ("nu_e", "nu_mu", "nu_tau", "nubar_e", "nubar_mu", "nubar_tau")
@@ -302,14 +304,22 @@ class Experiment:
 
     def __post_init__(self):
         Target.from_formula(self.target)  # validates the formula
-        for k in ("mass_kg", "live_days"):
+        for k, top in (("mass_kg", MAX_MASS_KG), ("live_days", MAX_LIVE_DAYS)):
             v = getattr(self, k)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"{self.name}: {k}={v!r} must be finite and > 0")
+            if v > top:  # beyond any detector; larger values overflow the counts
+                raise ValueError(f"{self.name}: {k}={v!r} is implausible (> {top:g}); give it in "
+                                 f"{'kg' if k == 'mass_kg' else 'days'}")
         if self.observable.kind != "E_R_keV" and self.defaults.quenching is None:
             raise ValueError(f"{self.name}: observable {self.observable.kind!r} needs a quenching model")
         if self.observable.kind == "PE" and self.defaults.resolution is None:
             raise ValueError(f"{self.name}: a PE observable needs PoissonPE(light_yield) or GammaPE as resolution")
+        res = self.defaults.resolution
+        if res is not None and (self.observable.kind == "PE") != isinstance(res, (PoissonPE, GammaPE)):
+            raise ValueError(f"{self.name}: observable {self.observable.kind!r} does not match its resolution "
+                             f"{type(res).__name__}: a PE observable takes PoissonPE or GammaPE (resolution model "
+                             "\"poisson_pe\" or \"gamma_pe\"), an energy observable a Gaussian one (\"ge\", \"gaussian\")")
         if self.observed is not None and self.observed.values.shape != self.observable.shape:
             raise ValueError(f"{self.name}: observed values have shape {self.observed.values.shape}, "
                              f"the observable has {self.observable.shape}")
@@ -320,6 +330,30 @@ class Experiment:
                              f"{', '.join(t.__name__ for t in _GRID_RESOLUTIONS)}, got "
                              f"{type(self.defaults.resolution).__name__}; use smearing='exact'")
         self._check_compound_quenching()
+        self._check_grid_coverage()
+
+    def _check_grid_coverage(self):
+        """The recoil grid must reach the recoil energy of the top observable edge, or the kinematic
+        maximum 2E^2/(M + 2E) of the source's largest neutrino energy on the lightest nucleus if lower."""
+        obs, g, q = self.observable, self.recoil_grid, self.defaults.quenching
+        if g is None or obs.kind == "PE":
+            return
+        e_nu = []
+        for c in self.source.components():
+            e = getattr(c, "energy_max", None)  # a continuous component; a line has .energy
+            e_nu.append(float(e if e is not None else getattr(c, "energy", np.inf)))
+        M = float(np.min(Target.from_formula(self.target).mass_MeV))
+        kin_keV = 1e3 * float(E_R_max(max(e_nu), M)) if e_nu and np.isfinite(max(e_nu)) else np.inf
+        if obs.kind == "E_R_keV":
+            reach, what = g.max_keV, f"{g.max_keV:g} keV"
+        else:
+            models = q.models if isinstance(q, PerNucleusQuenching) else (q,)
+            reach = max(float(np.asarray(m.E_ee(jnp.asarray(g.max_keV)))) for m in models)
+            what = f"{g.max_keV:g} keVnr (quenched: {reach:.4g} keVee)"
+        if reach < obs.edges[-1] and g.max_keV < kin_keV:
+            raise ValueError(f"{self.name}: recoil_grid.max_keV = {what} does not cover the observable up to "
+                             f"{obs.edges[-1]:g} ({obs.kind}), and recoils reach {kin_keV:.4g} keV; raise "
+                             f"recoil_grid.max_keV to at least {min(kin_keV, 1e9):.4g} or lower the top bin edge")
 
     def _check_compound_quenching(self):
         """PerNucleusQuenching must cover every element; one Lindhard model for a compound warns."""
@@ -604,6 +638,7 @@ def valid_names(theta: ExperimentParams, component_names=(), experiment=None) ->
 def check_names(names, theta: ExperimentParams, component_names=(), experiment=None) -> None:
     """Raise ValueError naming each unknown parameter, its closest valid name and the valid choices."""
     valid = valid_names(theta, component_names, experiment)
+    _check_duplicates(names)
     for n in names:
         if n.split(".")[0] in frozen_parts(experiment) and n in valid_names(theta, component_names):
             raise ValueError(f"parameter {n!r} cannot vary: experiment {experiment.name!r} tabulates its resolution "
@@ -629,7 +664,9 @@ def _set_physics(phys, name, value):
 
 
 def apply(theta: ExperimentParams, values: Mapping[str, object], component_names=()) -> ExperimentParams:
-    """A copy of ``theta`` with named parameters set (no validation: use :func:`check_names` once)."""
+    """A copy of ``theta`` with named parameters set (names are checked by :func:`check_names`, once; a
+    parameter given under two names, e.g. ``k`` and ``quenching.k``, is an error here too)."""
+    _check_duplicates(values)
     for name, value in values.items():
         name = _ALIASES.get(name, name)
         if name in PHYSICS_SCALARS or name in _NSI or name in _PER_FLAVOUR:
@@ -645,9 +682,21 @@ def apply(theta: ExperimentParams, values: Mapping[str, object], component_names
             _, bname, field = name.split(".", 2)
             theta = theta.replace_background(bname, **{field: value})
         else:
+            if "." not in name:
+                raise ValueError(f"unknown parameter {name!r}; `cevnsjax params SPEC` lists the valid names")
             part, field = name.split(".", 1)
             theta = dataclasses.replace(theta, **{part: dataclasses.replace(getattr(theta, part), **{field: value})})
     return theta
+
+
+def _check_duplicates(names) -> None:
+    """Raise ValueError when one parameter is named twice (an alias and its full name: ``k``, ``quenching.k``)."""
+    seen = {}
+    for n in names:
+        canon = _ALIASES.get(n, n)
+        if canon in seen:
+            raise ValueError(f"parameter {canon!r} is given twice, as {seen[canon]!r} and {n!r}; give it once")
+        seen[canon] = n
 
 
 def get(theta: ExperimentParams, name: str, component_names=()):

@@ -12,11 +12,12 @@ convergence check (rank-normalised split R-hat and bulk ESS, Vehtari et al. 2021
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 
-__all__ = ["PosteriorResult", "rank_diagnostics"]
+__all__ = ["PosteriorResult", "FitResult", "ProfileResult", "load", "rank_diagnostics"]
 
 GROUPS = ("posterior", "sample_stats", "log_likelihood", "observed_data", "prior", "prior_predictive",
           "posterior_predictive")
@@ -326,3 +327,237 @@ def _jsonable(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     return str(o)
+
+
+# ------------------------------------------------------------------------------ fits and profiles
+def _version() -> str:
+    from cevnsjax import __version__
+
+    return str(__version__)
+
+
+def _write_nc(ds, path, kind: str) -> str:
+    ds.attrs.update(cevnsjax_kind=kind, cevnsjax_version=_version())
+    ds.to_netcdf(path)
+    return str(path)
+
+
+def _read_nc(path, kind: str):
+    import xarray as xr
+
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    if ds.attrs.get("cevnsjax_kind") != kind:
+        raise ValueError(f"{path} holds a {ds.attrs.get('cevnsjax_kind')!r}, not a {kind}; use cevnsjax.results.load")
+    return ds
+
+
+@dataclass
+class FitResult:
+    """Maximum-likelihood fit (objective -2 ln L).
+
+    Attributes:
+        names: flat parameter names (``"a"``, ``"v[0]"``, ...) in the order of ``values``.
+        values: best-fit values (flat). ``free``: which were fitted (the others held fixed).
+        minus2lnL: -2 ln L at the best fit.
+        covariance: (H/2)^-1 over the free parameters (``free_names`` order), H the Hessian of
+            -2 ln L; NaN where H is not positive definite.
+        converged: finite -2 ln L, Newton decrement below tolerance, covariance defined (or a bound hit).
+        n_iter: Newton iterations of the best start; ``decrement``: g^T H^-1 g there.
+        start_minus2lnL: final -2 ln L of every start (spread = multi-modality diagnostic).
+    """
+
+    names: tuple
+    values: np.ndarray
+    free: tuple
+    minus2lnL: float
+    covariance: np.ndarray
+    converged: bool
+    n_iter: int
+    decrement: float
+    start_minus2lnL: np.ndarray
+    message: str = ""
+    keys: tuple = ()
+    shapes: tuple = ()
+
+    @property
+    def free_names(self) -> tuple:
+        return tuple(n for n, f in zip(self.names, self.free) if f)
+
+    @property
+    def n_free(self) -> int:
+        return int(sum(self.free))
+
+    @property
+    def params(self) -> dict:
+        """Best fit as a dict shaped like the initial parameters."""
+        from cevnsjax.stats.optimize import Layout
+
+        keys = tuple(self.keys) or tuple(self.names)
+        shapes = tuple(tuple(s) for s in self.shapes) or ((),) * len(keys)
+        return Layout(keys, shapes).unravel_np(self.values)
+
+    @property
+    def best_fit(self) -> dict:
+        """Best fit as flat name -> float."""
+        return dict(zip(self.names, map(float, self.values)))
+
+    @property
+    def errors(self) -> dict:
+        """1 sigma errors sqrt(diag (H/2)^-1) of the free parameters."""
+        d = np.sqrt(np.diag(self.covariance)) if self.covariance.size else np.zeros(0)
+        return dict(zip(self.free_names, map(float, d)))
+
+    @property
+    def correlation(self) -> np.ndarray:
+        d = np.sqrt(np.diag(self.covariance))
+        return self.covariance / np.outer(d, d)
+
+    def __repr__(self) -> str:
+        err = self.errors
+        rows = [f"  {n:<24s} {v: .6g}" + (f" +- {err[n]:.3g}" if n in err else "  (fixed)")
+                for n, v in zip(self.names, self.values)]
+        return (f"FitResult(-2lnL={self.minus2lnL:.6g}, converged={self.converged}, n_iter={self.n_iter}"
+                f"{', ' + self.message if self.message else ''})\n" + "\n".join(rows))
+
+    def to_dataset(self):
+        import xarray as xr
+
+        fn = list(self.free_names)
+        ds = xr.Dataset(
+            {"value": ("param", np.asarray(self.values, float), {"long_name": "best-fit value"}),
+             "free": ("param", np.asarray(self.free, np.int8)),
+             "covariance": (("free_param", "free_param_2"), np.asarray(self.covariance, float),
+                            {"long_name": "(H/2)^-1, H = Hessian of -2 ln L"}),
+             "start_minus2lnL": ("start", np.asarray(self.start_minus2lnL, float), {"units": "1"})},
+            coords={"param": list(self.names), "free_param": fn, "free_param_2": fn})
+        ds.attrs.update(minus2lnL=float(self.minus2lnL), converged=int(self.converged), n_iter=int(self.n_iter),
+                        decrement=float(self.decrement), message=self.message, keys=json.dumps(list(self.keys)),
+                        shapes=json.dumps([list(s) for s in self.shapes]))
+        return ds
+
+    def save(self, path) -> str:
+        """Write as netCDF (``cevnsjax.results.load`` reads it back)."""
+        return _write_nc(self.to_dataset(), path, "FitResult")
+
+    @classmethod
+    def from_dataset(cls, ds) -> "FitResult":
+        a = ds.attrs
+        return cls(names=tuple(str(n) for n in ds["param"].values), values=np.asarray(ds["value"].values, float),
+                   free=tuple(bool(f) for f in ds["free"].values), minus2lnL=float(a["minus2lnL"]),
+                   covariance=np.asarray(ds["covariance"].values, float), converged=bool(a["converged"]),
+                   n_iter=int(a["n_iter"]), decrement=float(a["decrement"]),
+                   start_minus2lnL=np.asarray(ds["start_minus2lnL"].values, float), message=str(a.get("message", "")),
+                   keys=tuple(json.loads(a["keys"])), shapes=tuple(tuple(s) for s in json.loads(a["shapes"])))
+
+    @classmethod
+    def load(cls, path) -> "FitResult":
+        return cls.from_dataset(_read_nc(path, "FitResult"))
+
+
+@dataclass
+class ProfileResult:
+    """Profile likelihood at points of ``names``.
+
+    ``values``: the profiled points, (G,) for one name or (G, k) for k names; ``minus2lnL`` (G,) the
+    profiled -2 ln L; ``delta_chi2 = minus2lnL - minus2lnL_min`` with ``minus2lnL_min`` the smaller
+    of the global fit and the profile minimum; ``nuisance`` (G, m) the re-fitted ``nuisance_names``.
+    """
+
+    names: tuple
+    values: np.ndarray
+    minus2lnL: np.ndarray
+    minus2lnL_min: float
+    converged: np.ndarray
+    nuisance_names: tuple
+    nuisance: np.ndarray
+
+    @property
+    def delta_chi2(self) -> np.ndarray:
+        return self.minus2lnL - self.minus2lnL_min
+
+    @property
+    def points(self) -> np.ndarray:
+        """(G, k) profiled points."""
+        return np.asarray(self.values, float).reshape(len(self.minus2lnL), len(self.names))
+
+    @property
+    def best_fit(self) -> dict:
+        """name -> (G,) array: the profiled names and the re-fitted nuisances at each point."""
+        out = {n: self.points[:, j] for j, n in enumerate(self.names)}
+        out.update({n: self.nuisance[:, j] for j, n in enumerate(self.nuisance_names)})
+        return out
+
+    def minimum(self) -> dict:
+        """The point with the smallest profiled -2 ln L."""
+        i = int(np.nanargmin(self.minus2lnL))
+        return {n: float(self.points[i, j]) for j, n in enumerate(self.names)}
+
+    def interval(self, cl: float = 0.6827) -> tuple:
+        """1-D interval where Delta chi^2 < chi2.ppf(cl, 1), by linear interpolation between points
+        (sorted by value). An end that does not cross is returned as the grid edge."""
+        from scipy import stats
+
+        if len(self.names) != 1:
+            raise ValueError(f"interval() needs a 1-D profile; this one is over {self.names}")
+        o = np.argsort(self.points[:, 0])
+        x, d = self.points[o, 0], self.delta_chi2[o]
+        t = stats.chi2.ppf(cl, 1)
+        i0 = int(np.nanargmin(d))
+        lo = x[0]
+        for i in range(i0, 0, -1):
+            if d[i - 1] >= t:
+                lo = x[i - 1] + (t - d[i - 1]) * (x[i] - x[i - 1]) / (d[i] - d[i - 1])
+                break
+        hi = x[-1]
+        for i in range(i0, len(x) - 1):
+            if d[i + 1] >= t:
+                hi = x[i] + (t - d[i]) * (x[i + 1] - x[i]) / (d[i + 1] - d[i])
+                break
+        return float(lo), float(hi)
+
+    def to_dataset(self):
+        import xarray as xr
+
+        ds = xr.Dataset(
+            {"points": (("point", "name"), self.points),
+             "minus2lnL": ("point", np.asarray(self.minus2lnL, float), {"long_name": "profiled -2 ln L"}),
+             "converged": ("point", np.asarray(self.converged, np.int8)),
+             "nuisance": (("point", "nuisance_name"), np.asarray(self.nuisance, float).reshape(len(self.minus2lnL), -1))},
+            coords={"name": list(self.names), "nuisance_name": list(self.nuisance_names)})
+        ds.attrs.update(minus2lnL_min=float(self.minus2lnL_min), ndim_values=int(np.ndim(self.values)))
+        return ds
+
+    def save(self, path) -> str:
+        return _write_nc(self.to_dataset(), path, "ProfileResult")
+
+    @classmethod
+    def from_dataset(cls, ds) -> "ProfileResult":
+        pts = np.asarray(ds["points"].values, float)
+        return cls(names=tuple(str(n) for n in ds["name"].values),
+                   values=pts[:, 0] if int(ds.attrs["ndim_values"]) == 1 else pts,
+                   minus2lnL=np.asarray(ds["minus2lnL"].values, float), minus2lnL_min=float(ds.attrs["minus2lnL_min"]),
+                   converged=np.asarray(ds["converged"].values, bool),
+                   nuisance_names=tuple(str(n) for n in ds["nuisance_name"].values),
+                   nuisance=np.asarray(ds["nuisance"].values, float))
+
+    @classmethod
+    def load(cls, path) -> "ProfileResult":
+        return cls.from_dataset(_read_nc(path, "ProfileResult"))
+
+
+def load(path):
+    """Read any cevnsjax result file (netCDF), dispatching on its ``cevnsjax_kind`` attribute."""
+    import xarray as xr
+
+    with xr.open_dataset(path) as ds:
+        kind = ds.attrs.get("cevnsjax_kind")
+    if kind == "FitResult":
+        return FitResult.load(path)
+    if kind == "ProfileResult":
+        return ProfileResult.load(path)
+    if kind == "ScanResult" or "delta_chi2" in getattr(ds, "data_vars", {}):
+        from cevnsjax.stats.scan import load_scan
+
+        return load_scan(path)
+    return PosteriorResult.load(path)

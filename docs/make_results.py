@@ -5,15 +5,18 @@
     python docs/make_results.py --out /tmp/res  # somewhere else
 
 Every number is computed here with the library (presets in ``cevnsjax/experiments``, the published data
-from ``$CEVNSJAX_DATA``, default ``../shared/data``, the analysis helpers in ``models/``), at small,
+from ``$CEVNSJAX_DATA``, default ``../shared/data``, the analysis likelihoods in ``cevnsjax.analyses``), at small,
 fast settings with fixed seeds: ~1.5-3 minutes on 2 CPU cores. ``tests/test_results_table.py`` calls
 :func:`compute` and fails when a number drifts from ``docs/results.json`` beyond the row's stated
 relative tolerance.
 
-Rows (``ROW_IDS``): COHERENT CsI 2017 (SM prediction, fitted signal, significance), CsI 2021 (SM
-prediction, fitted signal), LAr 2020 (CEvNS vs the collaboration's template), Dresden-II (reactor
-flux, the q < 0 preference), CICENNS vs COHERENT (events per year, cross-section precision by Fisher),
-the TEXONO yield table and the reactor-flux unfolding (scenarios 1-3 of the talk).
+Rows (``ROW_IDS``): COHERENT CsI 2017 (SM prediction, fitted signal strength, significance), CsI 2021 (SM
+prediction, fitted signal), LAr 2020 (CEvNS vs the collaboration's template, fitted events), Dresden-II (reactor
+flux, the q < 0 preference at fixed k and with k and q both fitted), the 2104.01811 QF-mimics-new-physics
+scenario, CICENNS vs COHERENT (events per year, cross-section precision by Fisher with its breakdown), the
+TEXONO yield table (a consistency check) and the reactor-flux unfolding (scenarios 1-3 of the talk, the beta
+scale). One coupling convention (``COUPLINGS``, tree level) in every preset; the SM rows also show PDG
+radiative couplings.
 
 Figures (unless ``--no-plots``): ``dresden_ii_kq.png`` (profile Delta chi^2 in the (k, q) plane of the
 modified Lindhard QF, backgrounds profiled) and ``unfolding.png`` (unfolded flux bands, scenarios 1-3).
@@ -33,8 +36,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "models") not in sys.path:
-    sys.path.insert(0, str(ROOT / "models"))
 
 #: relative tolerances used by tests/test_results_table.py, with the reason
 RTOL_DETERMINISTIC = 1e-6  # quadrature / linear algebra / AD: reproducible to rounding
@@ -51,9 +52,24 @@ REASONS = {
 UNFOLD_TOYS = 200
 UNFOLD_BETAS = np.geomspace(1e-8, 1e4, 100)  # the grid of cevnsjax.stats.unfold.run_unfolding (DEFAULT_BETA_RANGE, n_betas=100)
 
-ROW_IDS = ("csi2017_sm", "csi2017_fit", "csi2021_sm", "csi2021_fit", "lar2020_sm", "dresden_flux",
-           "dresden_q", "cicenns_events", "cicenns_precision", "texono_yields", "unfold_s1", "unfold_s2",
-           "unfold_s3")
+ROW_IDS = ("csi2017_sm", "csi2017_fit", "csi2021_sm", "csi2021_fit", "lar2020_sm", "lar2020_fit", "dresden_flux",
+           "dresden_q", "dresden_kq", "mimic_2104", "cicenns_events", "cicenns_precision", "texono_yields",
+           "unfold_s1", "unfold_s2", "unfold_s3", "unfold_beta", "global_sin2", "global_rn_csi")
+
+#: the one coupling convention of the COHERENT / CICENNS / Dresden-II presets (README "Conventions"): tree level,
+#: sin^2 theta_W = 0.23857; the SM rows also show PDG radiative couplings (COHERENT's own code), +5-7 %
+COUPLINGS = "tree"
+#: SNS beam-years in COHERENT CsI 2021's 3.198e23 POT: 1.4 MW of 1 GeV protons for 365.25 days = 2.758e23 POT
+SNS_POT_PER_YEAR = 1.4e6 / 1.602176634e-10 * 365.25 * 86400
+CSI2021_BEAM_YEARS = 3.198e23 / SNS_POT_PER_YEAR
+
+
+def pdg_signal(exp):
+    """SM signal per bin of ``exp`` with PDG radiative couplings in place of the preset's (the other convention)."""
+    import cevnsjax as cj
+
+    e = dataclasses.replace(exp, model=dataclasses.replace(exp.model, couplings="pdg"))
+    return np.asarray(cj.predict(e.defaults, e.prepare()).signal)
 
 
 def _row(id, quantity, published, source, value, ours, command, difference, rtol, unit="", extra=None):
@@ -65,8 +81,7 @@ def _row(id, quantity, published, source, value, ours, command, difference, rtol
 # ----------------------------------------------------------------------------------------- COHERENT
 def coherent_rows(dd, timings):
     import cevnsjax as cj
-    import coherent_csi as CC
-    from _common import Fitter
+    from cevnsjax.analyses import coherent_csi as CC
     from cevnsjax.io.releases.coherent_csi_2017 import load_coherent_csi_2017
     from cevnsjax.io.releases.coherent_lar_2020 import load_coherent_lar_2020
     from cevnsjax.stats.fit import significance
@@ -77,14 +92,16 @@ def coherent_rows(dd, timings):
     s17 = np.asarray(cj.predict(e17.defaults, e17.prepare()).signal)
     roi = load_coherent_csi_2017(dd).roi_mask()
     n_roi, n_all = float(s17[roi].sum()), float(s17.sum())
+    p17 = float(pdg_signal(e17)[roi].sum())
     rows.append(_row(
         "csi2017_sm", "COHERENT CsI 2017: SM CEvNS prediction in the ROI (6-30 PE, t <= 6 us)",
         "173 +- 48", "COHERENT, Science 357, 1123 (2017) [1708.01294]; the talk", n_roi,
-        f"{n_roi:.1f} (whole released grid 0-50 PE x 0-12 us: {n_all:.1f})",
+        f"{n_roi:.1f} tree-level couplings (PDG radiative: {p17:.1f}); whole released grid 0-50 PE x 0-12 us: "
+        f"{n_all:.1f}",
         "`cj.predict(load_preset('coherent_csi_2017'))`, summed over `roi_mask()`",
         f"{100 * (n_roi / 173 - 1):+.1f} %, well inside the +-28 % band. Preset choices: Klein-Nystrand form factor, "
         "Poisson PE smearing, acceptance at 2-PE bin centres (Helm would give +6 %, no PE smearing -8 %).",
-        RTOL_DETERMINISTIC, "events", {"whole_grid": n_all}))
+        RTOL_DETERMINISTIC, "events", {"whole_grid": n_all, "pdg_couplings": p17}))
     timings["csi2017_sm"] = time.perf_counter() - t
 
     # fitted signal: models/coherent_csi.py likelihood (binned Poisson on PE x t, nuisances of the release)
@@ -94,25 +111,27 @@ def coherent_rows(dd, timings):
         e, n_ac = CC.load_experiment(name)
         prep = e.prepare()
         jm = CC.build((name,), "signal", {name: (e, n_ac, prep)})
-        f = Fitter(jm)
-        best = f.fit(seed=0)
-        null = f.fit(init=best.best_fit, fixed={"signal_scale": 0.0}, hessian=False)
+        best = jm.fit(seed=0)
+        null = jm.fit(init=best.best_fit, fixed={"signal_scale": 0.0})
         sm = float(np.sum(cj.predict(e.defaults.replace(backgrounds=()), prep).signal))  # this (fast) grid
         d2 = max(null.minus2lnL - best.minus2lnL, 0.0)
         out[name] = (best.best_fit["signal_scale"], best.errors["signal_scale"], sm, d2, significance(d2, 1),
                      best.converged)
     mu, err, sm, d2, z, ok = out["coherent_csi_2017"]
+    mu_pub = 134 / 173
     rows.append(_row(
-        "csi2017_fit", "COHERENT CsI 2017: fitted CEvNS events (signal strength x SM prediction)",
-        "134 +- 22 observed; 6.7 sigma", "COHERENT, Science 357, 1123 (2017); the talk", mu * sm,
-        f"{mu * sm:.1f} +- {err * sm:.1f} over the whole grid (signal strength {mu:.3f} +- {err:.3f}); "
-        f"ROI: {mu * n_roi:.1f} +- {err * n_roi:.1f}; no-CEvNS Delta chi^2 = {d2:.1f} ({z:.1f} sigma)",
-        "`models/coherent_csi.py` likelihood: `Fitter(build(('coherent_csi_2017',), 'signal', ...)).fit()`",
-        f"{100 * (mu * sm / 134 - 1):+.0f} %, within 1 sigma. Our error includes the release's systematics as "
-        "nuisances (flux 10 %, QF 19 %, acceptance, backgrounds); the published +-22 and the likelihood "
-        "(2-D PDFs with their own background model) differ. Significance from Wilks' theorem.",
-        RTOL_FIT, "events",
-        {"signal_strength": mu, "signal_strength_err": err, "events_err": err * sm, "sm_fast_grid": sm,
+        "csi2017_fit", "COHERENT CsI 2017: fitted CEvNS signal strength (observed / SM prediction)",
+        f"134 +- 22 observed / 173 predicted = {mu_pub:.3f} +- {22 / 173:.3f}; 6.7 sigma",
+        "COHERENT, Science 357, 1123 (2017); the talk", mu,
+        f"{mu:.3f} +- {err:.3f}; in the ROI (6-30 PE, t <= 6 us): {mu * n_roi:.1f} +- {err * n_roi:.1f} events "
+        f"(published 134 +- 22); no-CEvNS Delta chi^2 = {d2:.1f} ({z:.1f} sigma)",
+        "`models/coherent_csi.py` likelihood: `cevnsjax.analyses.coherent_csi.build(('coherent_csi_2017',), 'signal', ...).fit()`",
+        f"signal strength {100 * (mu / mu_pub - 1):+.0f} % (ratio to ratio: independent of the SM normalisation), "
+        f"ROI events {100 * (mu * n_roi / 134 - 1):+.0f} %, both within 1 sigma. Our error includes the release's "
+        "systematics as nuisances (flux 10 %, QF 19 %, acceptance, backgrounds); the published +-22 and the "
+        "likelihood (2-D PDFs with their own background model) differ. Significance from Wilks' theorem.",
+        RTOL_FIT, "",
+        {"events": mu * sm, "signal_strength_err": err, "events_err": err * sm, "sm_fast_grid": sm,
          "roi_fitted": mu * n_roi, "delta_chi2_no_cevns": d2, "significance_sigma": z}))
     mu21, err21, sm21f, d221, z21, _ = out["coherent_csi_2021"]
     timings["csi_fits"] = time.perf_counter() - t
@@ -120,20 +139,24 @@ def coherent_rows(dd, timings):
     t = time.perf_counter()
     e21 = cj.load_preset("coherent_csi_2021")
     n21 = float(np.sum(cj.predict(e21.defaults, e21.prepare()).signal))
+    p21 = float(pdg_signal(e21).sum())
     rows.append(_row(
         "csi2021_sm", "COHERENT CsI 2021: SM CEvNS prediction in the ROI (0-60 PE, 0-6 us)",
-        "341 +- 11 (th) +- 42 (exp); 333 is also quoted", "COHERENT, PRL 129, 081801 (2022) [2110.07730]",
-        n21, f"{n21:.1f}", "`cj.predict(load_preset('coherent_csi_2021'))`, total",
-        f"{100 * (n21 / 341 - 1):+.1f} % against 341 (the number we compare with; {100 * (n21 / 333 - 1):+.1f} % "
-        "against 333). Preset: Klein-Nystrand, PDG couplings, the paper's PE bins, the 2017 time PDFs in place "
-        "of snsFlux2D.root; COHERENT's own conventions (Helm r_n = 5.10 fm) give 332.",
-        RTOL_DETERMINISTIC, "events"))
+        "341 +- 11 (th) +- 42 (exp)", "COHERENT, PRL 129, 081801 (2022) [2110.07730] (recalled: physics/COHERENT.md "
+        "found it in no primary text here)",
+        n21, f"{n21:.1f} tree-level couplings (PDG radiative, COHERENT's convention: {p21:.1f})",
+        "`cj.predict(load_preset('coherent_csi_2021'))`, total",
+        f"{100 * (n21 / 341 - 1):+.1f} % (PDG couplings: {100 * (p21 / 341 - 1):+.1f} %), inside the +-13 % "
+        "experimental error. Preset: Klein-Nystrand, the paper's PE bins, the 2017 time PDFs in place "
+        "of snsFlux2D.root; COHERENT's own conventions (Helm r_n = 5.10 fm, radiative couplings) give 332. "
+        "(A '333' quoted elsewhere has no source we could find and is no longer compared with.)",
+        RTOL_DETERMINISTIC, "events", {"pdg_couplings": p21}))
     rows.append(_row(
         "csi2021_fit", "COHERENT CsI 2021: fitted CEvNS events", "306 +- 20 observed; 11.6 sigma",
         "COHERENT, PRL 129, 081801 (2022)", mu21 * n21,
         f"{mu21 * n21:.1f} +- {err21 * n21:.1f} (signal strength {mu21:.3f} +- {err21:.3f}); "
         f"no-CEvNS Delta chi^2 = {d221:.0f} ({z21:.1f} sigma)",
-        "`models/coherent_csi.py` likelihood: `Fitter(build(('coherent_csi_2021',), 'signal', ...)).fit()`",
+        "`models/coherent_csi.py` likelihood: `cevnsjax.analyses.coherent_csi.build(('coherent_csi_2021',), 'signal', ...).fit()`",
         f"{100 * (mu21 * n21 / 306 - 1):+.0f} %. Only the released ROI counts (9 PE x 5 t bins) and the "
         "smoothed anti-coincidence background are fitted, with BRN/NIN templates normalised to the fit code's "
         "18.4 and 5.6 events; the paper fits 3-D PDFs (PE, t, F90-like cuts) with more information.",
@@ -143,23 +166,56 @@ def coherent_rows(dd, timings):
     elar = cj.load_preset("coherent_lar_2020")
     nlar = float(np.sum(cj.predict(elar.defaults, elar.prepare()).signal))
     tmpl = float(np.sum(load_coherent_lar_2020(dd).cevns))
+    plar = float(pdg_signal(elar).sum())
     rows.append(_row(
         "lar2020_sm", "COHERENT LAr 2020 (Analysis A): SM CEvNS prediction, 0-120 keVee, -0.1-4.9 us",
         "128 +- 17 (the release's CEvNS template total)", "COHERENT, PRL 126, 012002 (2021); data release "
-        "2006.12659", nlar, f"{nlar:.1f} (release template {tmpl:.1f})",
+        "2006.12659", nlar, f"{nlar:.1f} tree-level couplings (PDG radiative: {plar:.1f}); release template {tmpl:.1f}",
         "`cj.predict(load_preset('coherent_lar_2020'))`, total",
         f"{100 * (nlar / tmpl - 1):+.1f} %, inside the +-13 % uncertainty. Known differences: form factor "
         "(Klein-Nystrand would move it -3 %), QF +-1 sigma (+-1.2 %), the arrival-time model (~1.5 %).",
-        RTOL_DETERMINISTIC, "events", {"template_total": tmpl}))
+        RTOL_DETERMINISTIC, "events", {"template_total": tmpl, "pdg_couplings": plar}))
     timings["csi2021_lar"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rows.append(lar_fit_row(elar, nlar))
+    timings["lar_fit"] = time.perf_counter() - t
     return rows
+
+
+def lar_fit_priors():
+    """COHERENT LAr 2020 fit: CEvNS free; backgrounds constrained by the release's predictions (COHERENT.md §3.4):
+    prompt BRN 497 +- 160, delayed BRN 33 +- 33, steady state 3152 +- 25 (scales of the templates)."""
+    import cevnsjax as cj
+
+    return {"signal_scale": cj.Uniform(0.0, 5.0), "bkg.brn_prompt.scale": cj.Normal(1.0, 160 / 497),
+            "bkg.brn_delayed.scale": cj.Normal(1.0, 33 / 33), "bkg.ss_bkg.scale": cj.Normal(1.0, 25 / 3152)}
+
+
+def lar_fit_row(elar, nlar):
+    import cevnsjax as cj
+    from cevnsjax.stats.fit import significance
+
+    m = cj.JointModel([cj.Analysis(elar, priors=lar_fit_priors())])
+    best = m.fit()
+    null = m.fit(fixed={"signal_scale": 0.0}, init=best.best_fit)
+    mu, err = best.best_fit["signal_scale"], best.errors["signal_scale"]
+    d2 = max(null.minus2lnL - best.minus2lnL, 0.0)
+    return _row(
+        "lar2020_fit", "COHERENT LAr 2020 (Analysis A): fitted CEvNS events (signal strength x SM prediction)",
+        "159 +- 43", "COHERENT, PRL 126, 012002 (2021); data release 2006.12659 (companion Table 2)", mu * nlar,
+        f"{mu * nlar:.1f} +- {err * nlar:.1f} (signal strength {mu:.3f} +- {err:.3f} of {nlar:.1f}); no-CEvNS "
+        f"Delta chi^2 = {d2:.1f} ({significance(d2, 1):.1f} sigma)",
+        "`JointModel([Analysis(load_preset('coherent_lar_2020'), priors=lar_fit_priors())]).fit()`",
+        f"{100 * (mu * nlar / 159 - 1):+.0f} %, well within 1 sigma. Binned Poisson on the released energy x time "
+        "counts (12 x 10; COHERENT also bins F90, 3-D), backgrounds as Gaussian-constrained template scales "
+        "(prompt BRN 497 +- 160, delayed BRN 33 +- 33, steady state 3152 +- 25), no shape systematics.",
+        RTOL_FIT, "events", {"signal_strength": mu, "signal_strength_err": err, "delta_chi2_no_cevns": d2})
 
 
 # ----------------------------------------------------------------------------------------- Dresden-II
 def dresden_rows(dd, timings, plots_dir=None):
     import cevnsjax as cj
-    import dresden_ii_quenching as DQ
-    from _common import Fitter
+    from cevnsjax.analyses import dresden_ii as DQ
     from cevnsjax.stats.fit import compare
 
     rows = []
@@ -174,35 +230,44 @@ def dresden_rows(dd, timings, plots_dir=None):
         f"spectral integral of Kopeikin tables + Huber-Mueller + 239U/239Np: {phis:.4g}",
         "`Reactor.dresden_ii().total_flux()`",
         f"{100 * (phi / 4.8e13 - 1):+.2f} %: the 4.8e13 is reproduced only with the capture branch (Daya Bay "
-        "fractions, Ma-2013 energies per fission, TEXONO yields). The preset normalises to 4.8e13 directly.",
+        "fractions, Ma-2013 energies per fission, TEXONO yields). Convention of the published fits and of the "
+        "preset: the whole 4.8e13 is assigned to the four fission spectra (each normalised to unit area, no "
+        "capture branch), i.e. 20 % more fission neutrinos than 2.96 GW makes; the capture branch's own "
+        "neutrinos (< 1.3 MeV) are left out.",
         RTOL_DETERMINISTIC, "cm^-2 s^-1", {"no_capture": phi0, "spectral_with_tables": phis}))
 
     m = DQ.build_model(None)
-    f = Fitter(m, scales=DQ.SCALES)
-    best = f.fit(seed=0)
-    null = f.fit(init=best.best_fit, fixed={"q": 0.0})
+    best = m.fit(seed=0)
+    null = m.fit(init=best.best_fit, fixed={"q": 0.0})
     test = compare(null, best)
     mk = DQ.build_model("conus_plus")
-    fk = Fitter(mk, scales=DQ.SCALES)
-    bk = fk.fit(init=best.best_fit, seed=0)
-    nk = fk.fit(init=bk.best_fit, fixed={"q": 0.0})
+    bk = mk.fit(init=best.best_fit, seed=0)
+    nk = mk.fit(init=bk.best_fit, fixed={"q": 0.0})
     tk = compare(nk, bk)
     q, dq = best.best_fit["q"], best.errors["q"]
     rows.append(_row(
-        "dresden_q", "Dresden-II: preference for q < 0 of the modified Lindhard QF (SM CEvNS), Delta chi^2(q = 0)",
-        "q < 0 preferred at 2.5 sigma", "Liao, Liu, Marfatia, PRD 106, 032010 [2202.10622]; the talk",
+        "dresden_q", "Dresden-II: preference for q < 0 of the modified Lindhard QF (SM CEvNS) at fixed k = 0.157, "
+        "Delta chi^2(q = 0)", "'2 sigma improvement' with a negative q (abstract); the talk says 2.5 sigma",
+        "Liao, Liu, Marfatia, PRD 106, L031702 (2022) [2202.10622] (journal reference recalled; only the "
+        "abstract was available here)",
         test.delta_chi2,
         f"Delta chi^2 = {test.delta_chi2:.2f} ({test.significance:.2f} sigma) at k = 0.157, best q = "
         f"({q * 1e4:.2f} +- {dq * 1e4:.2f}) x 1e-4; with k ~ N(0.162, 0.004): Delta chi^2 = {tk.delta_chi2:.2f} "
         f"({tk.significance:.2f} sigma), k = {bk.best_fit['k']:.4f}",
-        "`models/dresden_ii_quenching.py` likelihood: `Fitter(build_model(None)).fit()` vs `fixed={'q': 0}`",
-        "Weaker (1.9 vs 2.5 sigma). Our likelihood: Gaussian chi^2 on the released Rx-ON rates, 7 background "
-        "nuisances (A + B exp(-CE) + L1/L2/M lines), flux 4.8e13 without capture, k fixed or CONUS+ prior; "
-        "2202.10622 used its own background treatment and (k, q) scan (exact settings not verified).",
+        "`models/dresden_ii_quenching.py` likelihood: `build_model(None).fit()` vs `.fit(fixed={'q': 0})` "
+        "(`cevnsjax.analyses.dresden_ii`)",
+        "A fixed-k test (1 dof), not the paper's: see the next row for k and q both fitted. Our likelihood: "
+        "Gaussian chi^2 on the released Rx-ON rates, 7 background nuisances (A + B exp(-CE) + L1/L2/M lines), "
+        "flux 4.8e13 without capture, k fixed or CONUS+ prior. Re-derived with the converged recoil grid (floor "
+        "1e-5 keVnr; the former 0.02 keVnr floor lost 2.25 counts/day at low E_ee): Delta chi^2 3.48 -> 3.21.",
         RTOL_FIT, "", {"significance_sigma": test.significance, "q_best": q, "q_err": dq,
                        "chi2_best": best.minus2lnL, "kprior_delta_chi2": tk.delta_chi2,
                        "kprior_k": bk.best_fit["k"], "kprior_q": bk.best_fit["q"]}))
+    rows.append(dresden_kq_row(best, nk=null))
     timings["dresden"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rows.append(mimic_row())
+    timings["mimic_2104"] = time.perf_counter() - t
     if plots_dir is not None:
         t = time.perf_counter()
         plot_dresden_kq(Path(plots_dir) / "dresden_ii_kq.png", best)
@@ -210,24 +275,82 @@ def dresden_rows(dd, timings, plots_dir=None):
     return rows
 
 
+def dresden_kq_row(best, nk):
+    """Modified Lindhard with k and q both fitted (k flat in [0.10, 0.30]) against standard Lindhard: at
+    k = 0.157 (2 dof, the 2202.10622 comparison as we read its abstract) and with k free too (1 dof)."""
+    import cevnsjax as cj
+    from cevnsjax.analyses.dresden_ii import build_model
+    from cevnsjax.stats.fit import significance
+
+    m = build_model(None, extra_priors={"k": cj.Uniform(0.10, 0.30)})
+    kq = m.fit(init=best.best_fit, seed=0)
+    lind = m.fit(init=kq.best_fit, fixed={"q": 0.0})
+    d2, d1 = nk.minus2lnL - kq.minus2lnL, lind.minus2lnL - kq.minus2lnL
+    z2, z1 = significance(d2, 2), significance(d1, 1)
+    k, q = kq.best_fit["k"], kq.best_fit["q"]
+    return _row(
+        "dresden_kq", "Dresden-II: modified Lindhard with k and q both fitted vs standard Lindhard (k = 0.157), "
+        "Delta chi^2 (2 dof)", "'2 sigma improvement' with a negative q (abstract)",
+        "Liao, Liu, Marfatia, PRD 106, L031702 (2022) [2202.10622] (journal reference recalled; abstract only)", d2,
+        f"Delta chi^2 = {d2:.2f} ({z2:.2f} sigma, 2 dof) at k = {k:.3f}, q = {q * 1e4:.2f} x 1e-4; against "
+        f"standard Lindhard with k free too (k = {lind.best_fit['k']:.3f}): Delta chi^2 = {d1:.2f} ({z1:.2f} sigma, "
+        "1 dof)",
+        "`docs/make_results.py:dresden_kq_row` (`cevnsjax.analyses.dresden_ii.build_model(None, "
+        "extra_priors={'k': Uniform(0.10, 0.30)}).fit()`)",
+        f"{z2:.1f} sigma: agrees with the abstract's 2 sigma (the talk's 2.5 is not reproduced). k runs to the "
+        "edge of its range: the spectrum alone does not fix k (k-q degeneracy, figure below), so the 1-dof test "
+        "with k free is weaker. Converged recoil grid; same likelihood as the previous row.",
+        RTOL_FIT, "", {"significance_sigma": z2, "k_best": k, "q_best": q, "delta_chi2_k_free": d1,
+                       "significance_k_free": z1})
+
+
+def mimic_row():
+    """2104.01811 scenario: Asimov data with modified Lindhard (k = 0.153, q = -15e-5), fitted with the standard
+    Lindhard QF (k = 0.157) and SM only / + light scalar / + light Z'; the reactor flux below 2 MeV included."""
+    from cevnsjax.analyses import qf_mimics as M
+    from scipy.special import xlogy
+
+    out = {}
+    masses = np.geomspace(*M.M_RANGE, 9)
+    for le in (True, False):
+        a = types.SimpleNamespace(k_std=0.157, bkg=0.0, threshold=0.2, low_energy=le)
+        _, obs = M.truth_counts(a)
+        mu = M.expected(M.build(None, a), {})
+        sm = float(2 * np.sum(mu - obs + xlogy(obs, obs / mu)))  # Poisson deviance (no free parameters)
+        fits = {w: M.fit_mediator(w, a, obs, masses, {})[1] for w in ("scalar", "zprime")}
+        out[le] = (obs, sm, fits)
+    obs, sm, fits = out[True]
+    s, zp = fits["scalar"], fits["zprime"]
+    return _row(
+        "mimic_2104", "QF mimics new physics (3.9 GW, 20 m, 7 kg yr Ge, 0.2-1.5 keVee): chi^2 of SM + light scalar "
+        "with standard Lindhard (k = 0.157) against Asimov data with modified Lindhard k = 0.153, q = -15e-5",
+        "both a light Z' and a light scalar with the standard Lindhard QF fit the SM spectrum with the modified "
+        "QF", "Liao, Liu, Marfatia, PRD 104, 015005 (2021) [2104.01811] (journal reference recalled); the talk",
+        s.minus2lnL,
+        f"{obs.size} bins, {obs.sum():.0f} events: SM chi^2 = {sm:.0f}; scalar chi^2 = {s.minus2lnL:.2f} "
+        f"(g = {s.best_fit['g_scalar']:.3g}, m = {s.best_fit['m_scalar_MeV']:.3g} MeV); Z' chi^2 = "
+        f"{zp.minus2lnL:.1f} (g = {zp.best_fit['g_zprime']:.3g}, m = {zp.best_fit['m_zprime_MeV']:.3g} MeV); "
+        f"flux above 2 MeV only: SM {out[False][1]:.0f}, scalar {out[False][2]['scalar'].minus2lnL:.2f}",
+        "`models/qf_mimics_new_physics.py --low-energy` (`cevnsjax.analyses.qf_mimics.fit_mediator`, 9 masses "
+        "0.1-1000 MeV)",
+        f"Scalar: reproduced (chi^2 {s.minus2lnL:.1f} for {obs.size} bins vs {sm:.0f} for the SM). Z': much "
+        "better than the SM but "
+        "not a fit, and it runs to the heaviest mass (contact limit); the paper's Z' fit may use settings we do "
+        "not have (no full text here). Flux: Kopeikin tables below 2 MeV + 238U capture, Huber-Mueller above; "
+        "Helm form factor, tree-level couplings, Dresden-II Ge resolution renormalised to E_ee >= 0.",
+        RTOL_FIT, "", {"chi2_sm": sm, "chi2_zprime": zp.minus2lnL, "g_scalar": s.best_fit["g_scalar"],
+                       "m_scalar_MeV": s.best_fit["m_scalar_MeV"], "chi2_scalar_no_low_flux": out[False][2]["scalar"].minus2lnL})
+
+
 def dresden_kq_grid(best, ks, qs):
     """Profile chi^2 (7 backgrounds re-fitted) on a (k, q) grid, k flat (no prior): (len(ks), len(qs))."""
     import cevnsjax as cj
-    import dresden_ii_quenching as DQ
-    from _common import Fitter
+    from cevnsjax.analyses.dresden_ii import build_model
 
-    m = DQ.build_model(None, extra_priors={"k": cj.Uniform(0.10, 0.30)})
-    f = Fitter(m, scales=DQ.SCALES)
-    chi2 = np.empty((len(ks), len(qs)))
-    start = dict(best.best_fit)
-    for i, k in enumerate(ks):
-        row_start = dict(start)
-        for j, q in enumerate(qs):
-            r = f.fit(init=row_start, fixed={"k": float(k), "q": float(q)}, hessian=False)
-            chi2[i, j] = r.minus2lnL
-            row_start = r.best_fit
-        start = f.fit(init=start, fixed={"k": float(k), "q": float(qs[len(qs) // 2])}, hessian=False).best_fit
-    return chi2
+    m = build_model(None, extra_priors={"k": cj.Uniform(0.10, 0.30)})
+    K, Q = np.meshgrid(np.asarray(ks, float), np.asarray(qs, float), indexing="ij")
+    prof = m.profile(["k", "q"], np.stack([K.ravel(), Q.ravel()], -1), init=best.best_fit)
+    return np.asarray(prof.minus2lnL, float).reshape(K.shape)
 
 
 def plot_dresden_kq(path, best):
@@ -262,7 +385,7 @@ def plot_dresden_kq(path, best):
 # ----------------------------------------------------------------------------------------- CICENNS
 def cicenns_rows(timings):
     import cevnsjax as cj
-    import cicenns_sensitivity as CS
+    from cevnsjax.analyses import cicenns as CS
 
     rows = []
     t = time.perf_counter()
@@ -270,34 +393,51 @@ def cicenns_rows(timings):
     n = float(np.sum(cj.predict(e.defaults, e.prepare()).signal))
     c = dataclasses.replace(e, name="coherent_talk", mass_kg=14.6, source=cj.PionDAR.from_flux(4.7e7 / 3, 19.3))
     nc = float(np.sum(cj.predict(c.defaults, c.prepare()).signal))
+    pn, pc = float(pdg_signal(e).sum()), float(pdg_signal(c).sum())
+    by = CSI2021_BEAM_YEARS
     rows.append(_row(
-        "cicenns_events", "CICENNS (300 kg CsI, 10.5 m, 2.0e7 /cm^2/s) CEvNS events per year",
-        "~2500 / yr (COHERENT 14.6 kg, 19.3 m, 4.7e7: 306 / yr)", "the talk (CICENNS table)", n,
-        f"{n:.0f} / yr; COHERENT's configuration with the same response: {nc:.1f} / yr",
+        "cicenns_events", "CICENNS (300 kg CsI, 10.5 m, 2.0e7 /cm^2/s) SM CEvNS events per year",
+        "~2500 / yr (the talk's COHERENT line, 14.6 kg, 19.3 m, 4.7e7: '306 / yr')", "the talk (CICENNS table); "
+        "COHERENT PRL 129, 081801 (2022) for 306 and 341", n,
+        f"{n:.0f} / yr tree-level couplings (PDG radiative: {pn:.0f}); COHERENT's configuration with the same "
+        f"response: {nc:.1f} / yr (PDG: {pc:.1f}), x {by:.2f} beam-years = {nc * by:.0f} (PDG: {pc * by:.0f})",
         "`cj.predict(load_preset('cicenns'))`; COHERENT: same experiment, 14.6 kg, `PionDAR.from_flux(4.7e7/3, 19.3)`",
-        f"CICENNS {100 * (n / 2500 - 1):+.0f} %, COHERENT {100 * (nc / 306 - 1):+.1f} %. The talk's two numbers "
-        f"cannot both be matched by one response: their ratio 8.17 is 7 % below the mass x flux ratio "
-        f"{(300 / 14.6) * (2.0 / 4.7):.3f} (ours: {n / nc:.3f}).",
-        RTOL_DETERMINISTIC, "events / yr", {"coherent_talk_flux": nc}))
+        f"CICENNS {100 * (n / 2500 - 1):+.0f} %. COHERENT's 306 is not a yearly SM rate: it is the fitted (observed) "
+        f"total of the full CsI data set, 3.198e23 POT = {by:.2f} beam-years at 1.4 MW, 1 GeV; the like-for-like "
+        f"number is the SM expectation of that exposure, 341 (+-13 %): ours {100 * (nc * by / 341 - 1):+.1f} % "
+        f"(PDG {100 * (pc * by / 341 - 1):+.1f} %). The talk's ratio 2500/306 = 8.17 mixes the two; the mass x "
+        f"flux ratio is {(300 / 14.6) * (2.0 / 4.7):.3f} (ours: {n / nc:.3f}).",
+        RTOL_DETERMINISTIC, "events / yr", {"coherent_talk_flux": nc, "coherent_exposure_sm": nc * by,
+                                            "pdg_couplings": pn, "coherent_talk_flux_pdg": pc}))
     timings["cicenns_events"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    a = types.SimpleNamespace(flux_unc=0.05, qf_unc=0.038, acc_unc=0.03, brn_unc=0.25)
-    ex, prep, info = CS.build_experiment(a.brn_unc)
-    jm = CS.build(ex, prep, {"signal_scale": cj.Uniform(0.0, 2.0)}, CS.nuisance_priors(a, info))
+    unc = dict(flux_unc=0.05, qf_unc=0.038, acc_unc=0.03, brn_unc=0.25)
+    ex, prep, info = CS.build_experiment(unc["brn_unc"])
+    jm = CS.build(ex, prep, {"signal_scale": cj.Uniform(0.0, 2.0)}, CS.nuisance_priors(info, **unc))
     sf = CS.fisher(jm).errors["signal_scale"]
     jm0 = CS.build(ex, prep, {"signal_scale": cj.Uniform(0.0, 2.0)}, {})
     s0 = CS.fisher(jm0).errors["signal_scale"]
+    # breakdown: each systematic alone (with the steady-state constraint), added in quadrature to the rest
+    only = {w: CS.fisher(CS.build(ex, prep, {"signal_scale": cj.Uniform(0.0, 2.0)},
+                                  CS.nuisance_priors(info, **unc, which=("ss",) if w == "ss" else ("ss", w)))
+                         ).errors["signal_scale"] for w in ("ss", "flux", "qf", "acc", "brn")}
+    part = {w: 100 * math.sqrt(max(only[w] ** 2 - only["ss"] ** 2, 0.0)) for w in ("flux", "qf", "acc", "brn")}
+    driver = max(part, key=part.get)
     rows.append(_row(
         "cicenns_precision", "CICENNS CEvNS cross-section precision (1 yr, Asimov, Fisher)",
         "~6.5 % (today ~16 % measured, 4.8 % SM theory)", "the talk (SM measurements)", 100 * sf,
-        f"{100 * sf:.2f} % (statistics + backgrounds only: {100 * s0:.2f} %)",
+        f"{100 * sf:.2f} % = statistics + backgrounds {100 * only['ss']:.2f} % (+) flux {part['flux']:.2f} % (+) QF "
+        f"{part['qf']:.2f} % (+) acceptance {part['acc']:.2f} % (+) beam neutrons {part['brn']:.2f} % (each alone, "
+        f"in quadrature); fixed backgrounds: {100 * s0:.2f} %",
         "`models/cicenns_sensitivity.py`: `fisher(build(..., {'signal_scale': ...}, nuisance_priors(...)))`",
         "Assumed systematics (the talk states none): flux 5 %, QF 3.8 %, acceptance 3 %, beam neutrons 25 %, "
-        "steady-state background scaled from COHERENT 2017 (~6000 events). The flux and QF terms dominate "
-        "(4 % flux: 6.8 %); statistics alone give ~3 %.",
+        "steady-state background scaled from COHERENT 2017 (~6000 events). The driver is the "
+        f"{ {'flux': 'neutrino flux', 'qf': 'quenching factor', 'acc': 'acceptance', 'brn': 'beam-neutron'}[driver]} "
+        "term; 4 % flux gives 6.8 %. The talk's 6.5 % needs systematics below these assumptions.",
         RTOL_DETERMINISTIC, "%", {"stat_only_percent": 100 * s0, "signal_sm": info["signal_sm"],
-                                  "steady_state": info["steady_state"]}))
+                                  "steady_state": info["steady_state"],
+                                  **{f"{w}_percent": v for w, v in part.items()}}))
     timings["cicenns_precision"] = time.perf_counter() - t
     return rows
 
@@ -311,12 +451,14 @@ def texono_row(timings):
     ours = ", ".join(f"{k} {v['nu_per_fission']:.3f}" for k, v in rows.items())
     timings["texono"] = time.perf_counter() - t
     return [_row(
-        "texono_yields", "Reactor nu-bar yield per fission (TEXONO table): total incl. 238U(n,gamma)",
+        "texono_yields", "Consistency check (not a prediction): reactor nu-bar yield per fission (TEXONO table), "
+        "total incl. 238U(n,gamma)",
         "U235 3.4, U238 0.5, Pu239 1.8, Pu241 0.4, 238U(n,g) 1.2 (per fission)", "TEXONO, hep-ex/0605006; the talk",
         rows["total"]["nu_per_fission"], ours,
         "`Reactor(1, 10, fission_fractions='texono').yield_table()`",
-        "Identical to the table's rounding (products of its rates x yields); the capture branch is 17 % of the "
-        "total and all of it below 1.3 MeV.",
+        "A consistency check of our bookkeeping: the rows are the table's own products of fission rates x "
+        "yields, so agreement to its rounding is expected, not a test of physics. The capture branch is 17 % of "
+        "the total and all of it below 1.3 MeV.",
         RTOL_DETERMINISTIC, "nu / fission", {k: v["nu_per_fission"] for k, v in rows.items() if k != "total"})]
 
 
@@ -423,12 +565,47 @@ def unfolding_rows(dd, timings, plots_dir=None):
         "the beta grid must reach down to the normal unfolding (at the former grid bottom 1e-4 every toy was "
         "already positive and z = 4.8).",
         RTOL_TOYS, "", {"beta_physical": bp, "z_physical": zp, "bins_overlapping_physical": n_overlap}))
+    rows.append(unfolding_beta_row(pc, nc, nn))
     timings["unfold_s3"] = time.perf_counter() - t
     if plots_dir is not None:
         t = time.perf_counter()
         plot_unfolding(Path(plots_dir) / "unfolding.png", res, pc, nc, nn, k20)
         timings["unfolding_plot"] = time.perf_counter() - t
     return rows
+
+
+def unfolding_beta_scale(problem):
+    """beta at which the regularisation term balances the chi^2 curvature, in the paper's chi^2 convention
+    chi2 = (n - mu)^T V^-1 (n - mu), V = diag(n) (Asimov n = mu): tr(R^T V^-1 R) / tr(L^T L)."""
+    from cevnsjax.stats import unfold as U
+
+    R = np.asarray(problem.R)
+    n = R @ np.asarray(problem.nu_true) + np.asarray(problem.h) + np.asarray(problem.b)
+    L = np.asarray(U.second_difference_matrix(problem.m))
+    return float(np.trace(R.T @ (R / np.maximum(n, 1.0)[:, None])) / np.trace(L.T @ L))
+
+
+def unfolding_beta_row(pc, nc, nn):
+    z = np.array([separation(nc[i], nn[i]) for i in range(len(UNFOLD_BETAS))])
+    above = np.nonzero(z > 3.0)[0]
+    b3 = float(UNFOLD_BETAS[above[0]]) if above.size else math.inf
+    bal = unfolding_beta_scale(pc)
+    z20 = z[int(np.argmin(np.abs(np.log(UNFOLD_BETAS / 20))))]
+    return _row(
+        "unfold_beta", "Unfolding, scenario 3: the beta scale in the paper's chi^2 convention (V = diag(n)): Asimov "
+        "balance beta tr(R^T V^-1 R) / tr(L^T L), where regularisation and data weigh equally",
+        "beta = 20 separates the capture component; the physical beta is much smaller",
+        "Liao, Liu, Marfatia [2302.10460]; the talk", bal,
+        f"balance beta {bal:.3g}; separation z > 3 from beta = {b3:.2g} (grid x{UNFOLD_BETAS[1] / UNFOLD_BETAS[0]:.2f}, "
+        f"{UNFOLD_TOYS} toys); z = {z20:.1f} at beta ~ 20",
+        "`docs/make_results.py:unfolding_beta_scale` (Asimov) and `unfolding_beta_row` (the `beta_scan` toys of "
+        "the previous row)",
+        "Same convention as the paper: nu in nu-bar / (MeV fission), chi^2 = (n - mu)^T V^-1 (n - mu) with V = "
+        "diag(n) of each toy (Neyman, zeros -> 1), S = sum of squared second differences. On this scale beta = 20 "
+        "is moderate (a tenth of the balance point) and well inside the separating range; separation already "
+        "holds far below it, yet at the physical beta (previous row) z ~ 1: the conclusion hinges on the "
+        "criterion, not on the beta units.",
+        RTOL_TOYS, "", {"beta_z3": b3, "z_beta20": z20})
 
 
 def plot_unfolding(path, res, pc, nc, nn, k20):
@@ -465,12 +642,67 @@ def plot_unfolding(path, res, pc, nc, nn, k20):
 
 
 # ----------------------------------------------------------------------------------------- driver
+# ----------------------------------------------------------------------------------------- global fit
+def global_rows(timings):
+    """sin^2 theta_W and R_n(CsI) from the global fit of models/global_fit.py (Dresden-II + CsI 2017 + CsI 2021 +
+    LAr 2020; every experiment's nuisances, Ge (k, q) profiled): MLE, Hessian errors, 11-point profiles."""
+    import importlib.util
+
+    from cevnsjax.analyses import coherent_csi as CC
+
+    t = time.perf_counter()
+    spec = importlib.util.spec_from_file_location("global_fit", ROOT / "models" / "global_fit.py")
+    G = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(G)
+    gm = G.GlobalModel(G.DATASETS, ("sin2", "rn"))
+    f = G.Fitter(gm)
+    best = f.fit(init=gm.init_values())
+    best = f.fit(init=best["params"])
+    rn0 = CC.proton_shift([a for a in gm.analyses if a.experiment.name in G.CSI][0].prepared)[2]
+    iv = {}
+    for p in ("sin2_theta_w", G.RN_SITE):
+        v, e = best["params"][p], best["errors"][p]
+        g = np.linspace(v - 2.5 * e, v + 2.5 * e, 11)
+        iv[p] = G.interval(g, f.profile(p, g, best), 1.0)
+    timings["global"] = time.perf_counter() - t
+    cmd = "`models/global_fit.py`: `Fitter(GlobalModel(DATASETS, ('sin2', 'rn'))).fit()`, `.profile(...)`"
+    common = ("Global: Dresden-II (Gaussian chi^2, modified Lindhard k ~ N(0.162, 0.004), q free, 7 backgrounds) + "
+              "CsI 2017 + CsI 2021 + LAr 2020 (Poisson, their own flux/QF/acceptance/background nuisances); "
+              "27 parameters. The 2021 CsI data set contains the 2017 one: those events count twice here.")
+    s2, (a, b) = best["params"]["sin2_theta_w"], iv["sin2_theta_w"]
+    e2 = best["errors"]["sin2_theta_w"]
+    rn, (c, d) = rn0 + best["params"][G.RN_SITE], iv[G.RN_SITE]
+    ern = best["errors"][G.RN_SITE]
+    return [
+        _row("global_sin2", "Global CEvNS fit (Dresden-II + COHERENT CsI 2017 + CsI 2021 + LAr 2020): sin^2 theta_W "
+             "(CsI neutron radius free)",
+             "0.220 +0.028 -0.026 from CsI 2021 alone (recalled in REFERENCE.md section 8, not verified); published "
+             "combined COHERENT CsI + LAr values are not in the project's references",
+             "COHERENT, PRL 129, 081801 (2022) [2110.07730]", s2,
+             f"{s2:.4f} +{b - s2:.4f} -{s2 - a:.4f} (profile, 68 % CL; Hessian +-{e2:.4f}); SM 0.23857",
+             cmd, f"{(s2 - 0.220) / (0.028 if s2 > 0.220 else 0.026):+.1f} sigma of the CsI 2021 error from 0.220. "
+             + common + " Our interval is wider: the CsI radius is free (R_n and sin^2 theta_W both move the CsI "
+             "rate) and the flux (10 %) and QF nuisances are profiled (COHERENT's own treatment differs; not verified).",
+             RTOL_FIT, "", {"lo68": a, "hi68": b, "hessian_err": e2, "minus2lnL": best["minus2lnL"]}),
+        _row("global_rn_csi", "Global CEvNS fit: CsI neutron rms radius R_n (mean of Cs and I; sin^2 theta_W free)",
+             "5.5 +0.9 -1.1 fm from CsI 2017 alone (Cadeddu et al., verified abstract); combined CsI + LAr values are "
+             "not in the project's references",
+             "Cadeddu et al., PRL 120, 072501 (2018) [1710.02730]", rn,
+             f"{rn:.2f} +{rn0 + d - rn:.2f} -{rn - rn0 - c:.2f} fm (profile, 68 % CL; Hessian +-{ern:.2f}); "
+             f"Klein-Nystrand default {rn0:.2f} fm", cmd,
+             f"{rn - 5.5:+.2f} fm from 5.5, inside its interval. " + common + " Proton radii at the muonic-atom values "
+             "(as Cadeddu et al.). The interval is narrower than the 2017-only one because the 2021 data enter, "
+             "although sin^2 theta_W is free here; it rests on the CsI QF / light-yield and flux nuisances.",
+             RTOL_FIT, "fm", {"lo68": rn0 + c, "hi68": rn0 + d, "hessian_err": ern}),
+    ]
+
+
 def compute(data_dir=None, plots_dir=None, only=None) -> dict:
     """Every row of the results table: ``{"rows": [...], "timings_s": {...}, "versions": {...}}``.
 
     ``data_dir``: the published-data folder (default ``$CEVNSJAX_DATA`` / ``../shared/data``);
     ``plots_dir``: where to write the two PNGs (None: no figures); ``only``: subset of the groups
-    ``coherent, dresden, cicenns, reactor, unfolding``.
+    ``coherent, dresden, cicenns, reactor, unfolding, global``.
     """
     import jax
 
@@ -485,6 +717,7 @@ def compute(data_dir=None, plots_dir=None, only=None) -> dict:
         "cicenns": cicenns_rows,
         "reactor": texono_row,
         "unfolding": lambda tm: unfolding_rows(dd, tm, plots_dir),
+        "global": global_rows,
     }
     timings, rows = {}, []
     t0 = time.perf_counter()

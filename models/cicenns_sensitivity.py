@@ -39,81 +39,18 @@ Writes summary.json, posterior_signal.nc, posterior_sin2.nc (ArviZ), fisher_vs_p
 
 from __future__ import annotations
 
-import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Timer, make_parser, posterior_summary, setup, write_json  # noqa: E402
+from cevnsjax.analyses.cicenns import build, build_experiment, fisher, fisher_at
+from cevnsjax.analyses.cicenns import nuisance_priors as _nuisance_priors
+from cevnsjax.reporting import Timer, posterior_summary, write_json
 
-FAST_RECOIL_GRID = (1.0, 50.0, 40, 2)
-#: COHERENT 2017 -> CICENNS steady-state scaling: mass x beam windows (rate x live time) x window length
-SS_SCALE = (300.0 / 14.6) * (25.0 / 60.0) * (365.0 / 308.1) * (6.0 / 12.0)
 TALK = {"cicenns_xsec_precision": 0.065, "measured_xsec_precision": 0.16, "sm_theory_precision": 0.048}
 ZP_MASSES_MEV = (1.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 CHI2_90_1DOF = 2.705543
 CHI2_90_2DOF = 4.605170
-
-
-# --------------------------------------------------------------------------------------- experiment
-def build_experiment(brn_unc=0.25):
-    """The cicenns preset with the assumed steady-state and beam-neutron templates attached."""
-    import cevnsjax as cj
-    from cevnsjax.detector.backgrounds import Template
-    from cevnsjax.io.releases.coherent_csi_2017 import load_coherent_csi_2017
-    from cevnsjax.io.location import data_dir
-    from cevnsjax.experiment import RecoilGrid
-    from cevnsjax.io.presets.coherent_csi import prompt_neutron_grid_2017
-
-    e = cj.load_preset("cicenns", with_data=False)
-    e = dataclasses.replace(e, recoil_grid=RecoilGrid(*FAST_RECOIL_GRID))
-    dd = data_dir()
-    if dd is None:
-        raise SystemExit("the published-data folder was not found (set $CEVNSJAX_DATA, default ../shared/data)")
-    d17 = load_coherent_csi_2017(dd / "coherent_csi_2017")
-    edges = np.asarray(e.observable.edges)
-    if not (np.allclose(edges[:26], d17.pe_edges) and np.allclose(np.diff(edges), 2.0)):
-        raise SystemExit("cicenns PE bins must be the 2017 release's 2-PE bins extended above 50 PE")
-    nb = edges.size - 1
-
-    def extend(spec):  # 25 bins (0-50 PE) -> nb bins, flat continuation from the mean of 40-50 PE
-        out = np.full(nb, np.mean(spec[-5:]))
-        out[:spec.size] = spec
-        return out
-
-    ss = extend(d17.anticoincidence_on.sum(1)) * SS_SCALE
-    t6 = d17.t_edges_us[1:] <= 6.0 + 1e-9
-    brn17 = prompt_neutron_grid_2017(d17)[:, t6].sum(1)
-    e17 = cj.load_preset("coherent_csi_2017")
-    e17 = dataclasses.replace(e17, recoil_grid=RecoilGrid(*FAST_RECOIL_GRID))
-    s17 = float(np.asarray(cj.predict(e17.defaults, e17.prepare()).signal)[:, t6].sum())
-    prep = e.prepare()
-    s_cic = float(np.sum(cj.predict(e.defaults, prep).signal))
-    brn = extend(brn17) * (s_cic / s17)
-    templates = (Template(1.0, ss[:, None], name="steady_state"), Template(1.0, brn[:, None], name="brn"))
-    e = dataclasses.replace(e, defaults=e.defaults.replace(backgrounds=templates))
-    info = {"signal_sm": s_cic, "steady_state": float(ss.sum()), "brn": float(brn.sum()), "ss_scale_vs_2017": SS_SCALE,
-            "brn_over_signal_2017_t6us": float(brn17.sum() / s17)}
-    return e, e.prepare(), info
-
-
-def nuisance_priors(a, info, which=("flux", "qf", "acc", "ss", "brn")):
-    from cevnsjax import Normal, TruncatedNormal
-
-    all_ = {"flux": ("flux_norm", Normal(1.0, a.flux_unc)),
-            "qf": ("quenching.value", TruncatedNormal(0.0878, 0.0878 * a.qf_unc, lo=0.03)),
-            "acc": ("efficiency.a", Normal(0.6655, 0.6655 * a.acc_unc)),
-            "ss": ("bkg.steady_state.scale", Normal(1.0, 1.0 / np.sqrt(info["steady_state"]))),
-            "brn": ("bkg.brn.scale", Normal(1.0, a.brn_unc))}
-    return dict(all_[w] for w in which)
-
-
-def build(e, prep, pois, nuis):
-    from cevnsjax import Analysis, JointModel
-
-    return JointModel([Analysis(e, priors=nuis, prepared=prep)], shared=pois)
 
 
 def model(jm, obs=None):
@@ -121,49 +58,31 @@ def model(jm, obs=None):
     return jm(obs=obs)
 
 
-# ------------------------------------------------------------------------------------------ Fisher
-def _constraint(jm):
-    """Gaussian constraint terms (-ln prior) of the Normal / TruncatedNormal priors."""
-    from cevnsjax.stats.infer import Normal, TruncatedNormal
-
-    terms = {k: (p.mu, p.sigma) for k, p in jm.priors.items() if isinstance(p, (Normal, TruncatedNormal))}
-    return lambda v: sum((0.5 * ((v[k] - mu) / s) ** 2 for k, (mu, s) in terms.items() if k in v), 0.0 * v[next(iter(v))])
-
-
-def fisher(jm, at=None, transform=None):
-    """Fisher matrix of the Poisson Asimov likelihood + constraints at the init values (or ``at``).
-    ``transform`` maps the Fisher parameters to model values (e.g. g^2 -> g)."""
-    from cevnsjax.stats.fit import fisher_matrix
-
-    params = dict(jm.init_values())
-    params.update(at or {})
-    name = jm.analyses[0].experiment.name
-    return _fisher_at(jm, params, transform or (lambda v: v))
-
-
 # ------------------------------------------------------------------------------------------ profile
-def profile_1d(jm, poi, grid, obs, extra=None):
-    """Profile Delta chi^2 of ``poi`` on ``grid`` (nuisances re-fitted at every point), Asimov data.
-    ``extra``: values fixed outside the JointModel priors, passed as a traced argument."""
-    from cevnsjax.stats.fit import profile
+def nuisance_priors(a, info, which=("flux", "qf", "acc", "ss", "brn")):
+    """The assumed systematics of the command line (``--flux-unc`` ...) as nuisance priors."""
+    return _nuisance_priors(info, a.flux_unc, a.qf_unc, a.acc_unc, a.brn_unc, which)
 
-    init = dict(jm.init_values())
-    bounds = jm.bounds()
-    cache = jm.__dict__.setdefault("_nll_cache", {})  # one function object per model: one compilation
-    if extra is None:
-        nll = cache.setdefault((), lambda v, o: jm.nll(v, o))
-        return profile(nll, init, poi, np.asarray(grid, float), obs, bounds=bounds)
-    keys = tuple(extra)
-    nll = cache.setdefault(keys, lambda v, o, x: jm.nll({**v, **dict(zip(keys, x))}, o))
-    init = {k: v for k, v in init.items() if k not in keys}
-    bounds = {k: v for k, v in bounds.items() if k not in keys}
-    return profile(nll, init, poi, np.asarray(grid, float), obs, np.asarray([extra[k] for k in keys], float),
-                   bounds=bounds)
+
+def profile_1d(jm, poi, grid, obs, extra=None):
+    """Profile Delta chi^2 of ``poi`` on ``grid`` (nuisances re-fitted at every point), Asimov data;
+    ``extra``: other parameters held fixed (a new value does not recompile)."""
+    return jm.profile(poi, np.asarray(grid, float), obs=obs, fixed=extra)
 
 
 def half_width68(pr):
     lo, hi = pr.interval(0.6827)
     return 0.5 * (hi - lo), (lo, hi)
+
+
+def half_width68_within(grid, d, lo, hi):
+    """Half width of the Delta chi^2 < 1 region of a profile restricted to lo <= grid <= hi (the SM band)."""
+    from cevnsjax.stats.fit import allowed_intervals
+
+    x, d = np.asarray(grid, float), np.asarray(d, float)
+    k = (x >= lo) & (x <= hi)
+    iv = allowed_intervals(x[k], d[k] - d[k].min(), 1.0)
+    return 0.5 * (max(b for _, b in iv) - min(a for a, _ in iv))
 
 
 def run_nuts(jm, obs, a, seed):
@@ -176,6 +95,42 @@ def run_nuts(jm, obs, a, seed):
 
 
 # -------------------------------------------------------------------------------------------- main
+
+# -------------------------------------------------------------------------------------- command line
+def make_parser(doc, *, num_samples=1000, num_warmup=500, num_chains=2):
+    """numpyro-examples style options: --num-samples/--num-warmup/--num-chains/--seed/--out/--quick/--no-plots."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.strip().splitlines()[0], epilog=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-samples", type=int, default=num_samples, help=f"NUTS draws per chain (default {num_samples})")
+    p.add_argument("--num-warmup", type=int, default=num_warmup, help=f"NUTS warmup steps per chain (default {num_warmup})")
+    p.add_argument("--num-chains", type=int, default=num_chains, help=f"NUTS chains (default {num_chains})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default out_<script name>)")
+    p.add_argument("--quick", action="store_true", help="smaller grids and fewer fit starts (CI smoke test)")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures")
+    return p
+
+
+def setup(args, script):
+    """float64, matplotlib Agg, checked sampler counts; creates and returns the output folder."""
+    import matplotlib
+
+    import cevnsjax as cj
+
+    matplotlib.use("Agg")
+    cj.enable_x64()
+    for name in ("num_samples", "num_chains"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.num_warmup < 0:
+        raise SystemExit(f"--num-warmup must be >= 0, got {args.num_warmup}")
+    out = Path(args.out or f"out_{Path(script).stem}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def main(a):
     out = setup(a, __file__)
     from cevnsjax import LogUniform, Uniform
@@ -275,7 +230,7 @@ def main(a):
             p1 = profile_1d(jm1, poi, g, obs)
             d = p1.delta_chi2
             allowed = allowed_intervals(g, d, CHI2_90_1DOF)
-            hw1, _ = half_width68(_restrict(p1, -6 * sig_f, 6 * sig_f))
+            hw1 = half_width68_within(g, d, -6 * sig_f, 6 * sig_f)
             nsi[poi] = {"other_fixed_at": 0.0, "fisher_sigma": sig_f, "profile_sigma_sm_band": hw1,
                         "profile_over_fisher": hw1 / sig_f, "allowed_90cl": allowed, "grid": g, "delta_chi2": d}
     summary["timing_s"]["nsi_fisher_profile"] = t.s
@@ -300,10 +255,10 @@ def main(a):
                                  "m_zprime_MeV": m}
             at = {k: v for k, v in jm_z.init_values().items() if k not in ("g_zprime", "m_zprime_MeV")}
             at["g2"] = 0.0
-            Fz = _fisher_at(jm_z, at, tf)
+            Fz = fisher_at(jm_z, at, tf)
             g90_f = float(np.sqrt(np.sqrt(CHI2_90_1DOF) * Fz.errors["g2"]))
             zp["fisher_g90"].append(g90_f)
-        # profile over g at each mass (m passed as a traced argument: one compilation)
+        # profile over g at each mass (m held fixed: one compilation for every mass)
         jm_zg = build(e, prep, {"g_zprime": Uniform(0.0, 1.0), "m_zprime_MeV": LogUniform(0.1, 1e5)}, nuis)
         nz = 41
         for m, g90_f in zip(ZP_MASSES_MEV if not a.quick else (), zp["fisher_g90"]):
@@ -338,24 +293,6 @@ def main(a):
     print("Z' g90 (Fisher):", ", ".join(f"{m:g} MeV: {f:.3g}" for m, f in zip(ZP_MASSES_MEV, zp["fisher_g90"])),
           "| profile:", zp["profile_g90"])
     return summary
-
-
-def _fisher_at(jm, at, tf):
-    from cevnsjax.stats.fit import fisher_matrix
-
-    name = jm.analyses[0].experiment.name
-    cons = _constraint(jm)
-    # bins with no expected counts carry no information; fisher_matrix would give 0 * inf = NaN there
-    mask = np.asarray(jm.expected(tf(dict(at)))[name]).ravel() > 0
-    return fisher_matrix(lambda v: jm.expected(tf(v))[name].ravel()[mask], at, constraint_nll=lambda v: cons(tf(v)))
-
-
-def _restrict(p, lo, hi):
-    from cevnsjax.stats.fit import ProfileResult
-
-    x = np.asarray(p.grid[0])
-    k = (x >= lo) & (x <= hi)
-    return ProfileResult(p.names, (x[k],), p.nll[k], float(np.min(p.nll[k])), p.converged[k], p.nuisance_names, p.nuisance[k])
 
 
 def _plots(out, s, r, rw, samples_n):

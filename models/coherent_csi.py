@@ -49,115 +49,23 @@ spectrum_<dataset>.png (PE and time projections, best fit), profile_<fit>.png, n
 
 from __future__ import annotations
 
-import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Timer, fit_summary, make_parser, posterior_summary, setup, write_json  # noqa: E402
+from cevnsjax.analyses.coherent_csi import build, load_experiment, poi_priors, proton_shift
+from cevnsjax.reporting import Timer, fit_summary, posterior_summary, write_json
 
 FITS = ("signal", "sin2", "nsi", "rn")
 DATASETS = {"2017": ("coherent_csi_2017",), "2021": ("coherent_csi_2021",),
             "both": ("coherent_csi_2017", "coherent_csi_2021"), "joint": ("coherent_csi_2017", "coherent_csi_2021")}
-#: point-proton rms radii from muonic atoms (REFERENCE.md §2, as used by Cadeddu et al.)
-R_P_FM = {"Cs": 4.804, "I": 4.749}
 #: Cadeddu et al., PRL 120, 072501 (2018), COHERENT 2017 data: R_n = 5.5 +0.9 -1.1 fm (seed talk)
 CADEDDU_RN = {"value_fm": 5.5, "plus_fm": 0.9, "minus_fm": 1.1}
 #: published COHERENT numbers (REFERENCE.md §8; [R] = recalled there, not verified)
 PUBLISHED = {"coherent_csi_2017": {"observed": "134 +- 22", "sm": "173 +- 48"},
              "coherent_csi_2021": {"observed": "306 +- 20", "sm": "341 +- 11 (th) +- 42 (exp)",
                                    "sin2_theta_w": "0.220 +0.028 -0.026"}}
-#: coarser recoil grid than the presets' (0.5-60 keV, 150 x 4 nodes): 1-50 keVnr, 40 bins x 2 nodes.
-#: Signal totals change by < 0.03 %, any bin by < 0.08 % of the largest; predict is ~7x faster
-#: (the PE response dominates). E_R,max = 47 keVnr; 1 keVnr is 1.2 PE (acceptance 0 below 5 PE).
-FAST_RECOIL_GRID = (1.0, 50.0, 40, 2)
 SHORT = {"coherent_csi_2017": "2017", "coherent_csi_2021": "2021"}
-
-
-# --------------------------------------------------------------------------------------- experiments
-def smooth_template(grid):
-    """Product of the PE and time marginals of a (PE, t) count grid, same total: a separable,
-    nearly noise-free estimate of a steady-state background."""
-    g = np.asarray(grid, float)
-    tot = g.sum()
-    return np.outer(g.sum(1), g.sum(0)) / max(tot, 1e-300)
-
-
-def load_experiment(name, radius_variant=False):
-    """The preset with the data attached, its steady-state template smoothed; for the neutron-radius
-    fit the proton rms radii are moved to the muonic-atom values (delta_rp_fm)."""
-    import cevnsjax as cj
-    from cevnsjax.detector.backgrounds import Template
-    from cevnsjax.experiment import RecoilGrid
-
-    e = cj.load_preset(name)
-    e = dataclasses.replace(e, recoil_grid=RecoilGrid(*FAST_RECOIL_GRID))
-    d = e.defaults
-    ss = d.background("steady_state")
-    n_ac = float(np.sum(ss.template))
-    bgs = tuple(Template(b.scale, smooth_template(b.template), name=b.name) if b.name == "steady_state" else b
-                for b in d.backgrounds)
-    d = d.replace(backgrounds=bgs)
-    e = dataclasses.replace(e, defaults=d)
-    return e, n_ac
-
-
-def proton_shift(prep):
-    """delta_rp_fm that moves the form factor's default proton rms radii to R_P_FM (mean over Cs, I)."""
-    rp0 = np.ravel(np.asarray(prep.kernels.rp0_fm))
-    target = np.array([R_P_FM["Cs"], R_P_FM["I"]])
-    return float(np.mean(target - rp0)), float(np.mean(rp0)), float(np.mean(np.ravel(np.asarray(prep.kernels.rn0_fm))))
-
-
-def nuisance_priors(name, n_ac, fit, variant="full"):
-    """Nuisance priors of one data set (see the module docstring for their sources)."""
-    from cevnsjax import Normal, TruncatedNormal
-
-    norm = 0.112 if fit in ("sin2", "nsi") else 0.10
-    if name == "coherent_csi_2017":
-        if variant == "cadeddu_like":
-            return {"flux_norm": Normal(1.0, 0.112), "bkg.prompt_neutrons.scale": Normal(1.0, 0.25),
-                    "bkg.steady_state.scale": Normal(1.0, 1.0 / np.sqrt(n_ac))}
-        return {"flux_norm": Normal(1.0, norm),
-                "quenching.value": TruncatedNormal(0.0878, 0.0166, lo=0.03),
-                "efficiency.a": Normal(0.6655, 0.030), "efficiency.x0": Normal(10.8507, 0.29),
-                "bkg.prompt_neutrons.scale": Normal(1.0, 0.25),
-                "bkg.steady_state.scale": Normal(1.0, 1.0 / np.sqrt(n_ac))}
-    if variant == "cadeddu_like":
-        return {"flux_norm": Normal(1.0, 0.112), "bkg.brn.scale": Normal(1.0, 0.25),
-                "bkg.nin.scale": TruncatedNormal(1.0, 0.70, lo=0.0),
-                "bkg.steady_state.scale": Normal(1.0, 1.0 / np.sqrt(n_ac))}
-    return {"flux_norm": Normal(1.0, norm), "resolution.a": Normal(0.0749, 0.0019),
-            "efficiency.c": Normal(10.8646, 1.02), "bkg.brn.scale": Normal(1.0, 0.25),
-            "bkg.nin.scale": TruncatedNormal(1.0, 0.70, lo=0.0),
-            "bkg.steady_state.scale": Normal(1.0, 1.0 / np.sqrt(n_ac))}
-
-
-def poi_priors(fit):
-    """Parameters of interest and their (flat) priors."""
-    from cevnsjax import Uniform
-
-    return {"signal": {"signal_scale": Uniform(0.0, 3.0)},
-            "sin2": {"sin2_theta_w": Uniform(0.0, 0.5)},
-            "nsi": {"eps_u_ee": Uniform(-1.0, 1.0), "eps_d_ee": Uniform(-1.0, 1.0)},
-            "rn": {"delta_rn_fm": Uniform(-3.0, 4.0)}}[fit]
-
-
-def build(names, fit, experiments, variant="full"):
-    """JointModel of the data sets ``names`` for one question; physics parameters shared."""
-    from cevnsjax import Analysis, JointModel
-
-    analyses = []
-    for n in names:
-        e, n_ac, prep = experiments[n]
-        if fit == "rn":
-            dp, _, _ = proton_shift(prep)
-            d = e.defaults
-            e = dataclasses.replace(e, defaults=d.replace(physics=dataclasses.replace(d.physics, delta_rp_fm=dp)))
-        analyses.append(Analysis(e, priors=nuisance_priors(n, n_ac, fit, variant), prepared=prep))
-    return JointModel(analyses, shared=poi_priors(fit))
 
 
 def model(jm, obs=None):
@@ -169,12 +77,8 @@ def model(jm, obs=None):
 # ------------------------------------------------------------------------------------------ analysis
 def run_fit(jm, pois, grid_n, quick, seed):
     """MLE (Hessian errors) and a profile of each parameter of interest (1-D) or of the pair (2-D)."""
-    from cevnsjax.stats.fit import profile
-
     best = jm.fit(n_starts=2 if quick else 4, seed=seed)
-    nll = lambda v, o: jm.nll(v, o)  # noqa: E731  (one object: one compilation for all grid points)
     bounds = jm.bounds()
-    obs = jm.observed()
     out = {"mle": fit_summary(best)}
     prof = {}
     if len(pois) == 1:
@@ -186,17 +90,18 @@ def run_fit(jm, pois, grid_n, quick, seed):
         grid = np.linspace(a, b, grid_n)
         if p == "signal_scale":  # add the no-CEvNS point: its Delta chi^2 is the significance
             grid = np.unique(np.r_[lo, grid])
-        pr = profile(nll, best, p, grid, obs, bounds=bounds)
+        pr = jm.profile(p, grid, init=best.best_fit)
         prof[p] = pr
         i68, i90, i95 = pr.interval(0.6827), pr.interval(0.90), pr.interval(0.9545)
-        out["profile"] = {p: {"grid": grid, "delta_chi2": pr.delta_chi2, "best": pr.minimum()[p],
+        out["profile"] = {p: {"grid": grid, "delta_chi2": pr.delta_chi2, "best": best.best_fit[p],
                               "interval68": i68, "interval90": i90, "interval2sigma": i95,
                               "grid_edge_hit": bool(pr.delta_chi2[0] < 1.0 or pr.delta_chi2[-1] < 1.0)}}
     else:
         gx = np.linspace(-1.0 + 1e-6, 1.0 - 1e-6, grid_n)
-        pr = profile(nll, best, tuple(pois), (gx, gx), obs, bounds=bounds)
+        X, Y = np.meshgrid(gx, gx, indexing="ij")
+        pr = jm.profile(list(pois), np.stack([X.ravel(), Y.ravel()], -1), init=best.best_fit)
         prof[tuple(pois)] = pr
-        d = pr.delta_chi2
+        d = np.asarray(pr.delta_chi2).reshape(X.shape)
         out["profile"] = {"x": pois[0], "y": pois[1], "grid": gx, "delta_chi2": d,
                           "allowed_fraction_90cl": float(np.mean(d < 4.605)),
                           "sm_delta_chi2": float(_interp2(gx, gx, d, 0.0, 0.0))}
@@ -296,6 +201,42 @@ def plot_nsi(path, prof, samples, title):
 
 
 # --------------------------------------------------------------------------------------------- main
+
+# -------------------------------------------------------------------------------------- command line
+def make_parser(doc, *, num_samples=1000, num_warmup=500, num_chains=2):
+    """numpyro-examples style options: --num-samples/--num-warmup/--num-chains/--seed/--out/--quick/--no-plots."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.strip().splitlines()[0], epilog=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-samples", type=int, default=num_samples, help=f"NUTS draws per chain (default {num_samples})")
+    p.add_argument("--num-warmup", type=int, default=num_warmup, help=f"NUTS warmup steps per chain (default {num_warmup})")
+    p.add_argument("--num-chains", type=int, default=num_chains, help=f"NUTS chains (default {num_chains})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default out_<script name>)")
+    p.add_argument("--quick", action="store_true", help="smaller grids and fewer fit starts (CI smoke test)")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures")
+    return p
+
+
+def setup(args, script):
+    """float64, matplotlib Agg, checked sampler counts; creates and returns the output folder."""
+    import matplotlib
+
+    import cevnsjax as cj
+
+    matplotlib.use("Agg")
+    cj.enable_x64()
+    for name in ("num_samples", "num_chains"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.num_warmup < 0:
+        raise SystemExit(f"--num-warmup must be >= 0, got {args.num_warmup}")
+    out = Path(args.out or f"out_{Path(script).stem}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def main(args):
     out = setup(args, __file__)
     fits = [f.strip() for f in args.fits.split(",") if f.strip()]

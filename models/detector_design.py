@@ -14,8 +14,8 @@ Objective: the Fisher-matrix error of the signal strength (cross-section normali
 nuisances -- flux normalisation N(1, 5 %), steady-state background normalisation
 N(1, 1/sqrt(B)) (measured in anti-coincidence windows of equal length), and the threshold position
 (energy-scale / turn-on calibration) N(0, 0.5 PE). sigma(theta, tau) is differentiated by JAX
-through the Fisher matrix (which itself contains d mu / d theta) and minimised with optax Adam in
-(theta, log tau); a brute-force grid scan checks the optimum. The threshold is kept >= 5 PE (softplus), the hardware
+through the Fisher matrix (which itself contains d mu / d theta) and minimised with ``cevnsjax.minimize`` in
+(theta, log tau); a brute-force grid scan checks the optimum. The threshold is bounded to >= 5 PE, the hardware
 floor of the COHERENT CsI[Na] acceptance: with this background the optimum threshold sits AT that
 floor (the CsI signal rises faster towards low PE than the assumed noise), while the window has an
 interior optimum (~5.5 us).
@@ -35,13 +35,11 @@ Writes summary.json (optimum, scan minimum, gradient at the optimum) and design.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Timer, make_parser, setup, write_json  # noqa: E402
+from cevnsjax.reporting import Timer, write_json
 
 PLATEAU = 0.6655
 WIDTH_PE = 1.0
@@ -115,35 +113,59 @@ def make_objective(edges, prompt, delayed, t_edges, cdf_p, cdf_d):
 THETA_MIN_PE = 5.0  # hardware floor: the COHERENT CsI[Na] acceptance H(PE) is 0 below 5 PE
 
 
-def to_theta(u):
-    """Unconstrained u -> threshold >= THETA_MIN_PE (softplus), so Adam respects the floor."""
-    import jax
-
-    return THETA_MIN_PE + jax.nn.softplus(u)
+THETA_MAX_PE = 20.0  # upper end of the design range (and of the check scan)
 
 
-def optimise(sigma, x0, steps, lr):
+def optimise(sigma, theta0, log_tau0):
+    """Minimise sigma(theta, log tau) with ``cevnsjax.minimize`` (threshold bounded to [THETA_MIN_PE,
+    THETA_MAX_PE]); returns (theta, log tau), sigma there and d sigma / d (theta, log tau) there."""
     import jax
     import jax.numpy as jnp
-    import optax
 
-    opt = optax.adam(lr)
-    vg = jax.jit(jax.value_and_grad(sigma))
-    x = jnp.asarray(x0, float)
-    state = opt.init(x)
-    hist = []
+    import cevnsjax as cj
 
-    @jax.jit
-    def step(x, state):
-        v, g = jax.value_and_grad(sigma)(x)
-        upd, state = opt.update(g, state, x)
-        return optax.apply_updates(x, upd), state, v
+    f = lambda p: sigma(jnp.stack([p["threshold_PE"], p["log_window_us"]]))  # noqa: E731
+    res = cj.minimize(f, {"threshold_PE": float(theta0), "log_window_us": float(log_tau0)},
+                      bounds={"threshold_PE": (THETA_MIN_PE, THETA_MAX_PE)})
+    x = np.array([res.best_fit["threshold_PE"], res.best_fit["log_window_us"]], float)
+    g = np.asarray(jax.grad(sigma)(jnp.asarray(x)))
+    return x, float(sigma(jnp.asarray(x))), g
 
-    for i in range(steps):
-        x, state, v = step(x, state)
-        hist.append((float(to_theta(x[0])), float(np.exp(x[1])), float(v)))
-    v, g = vg(x)
-    return np.asarray(x), float(v), np.asarray(g), hist
+
+
+# -------------------------------------------------------------------------------------- command line
+def make_parser(doc, *, num_samples=1000, num_warmup=500, num_chains=2):
+    """numpyro-examples style options: --num-samples/--num-warmup/--num-chains/--seed/--out/--quick/--no-plots."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.strip().splitlines()[0], epilog=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-samples", type=int, default=num_samples, help=f"NUTS draws per chain (default {num_samples})")
+    p.add_argument("--num-warmup", type=int, default=num_warmup, help=f"NUTS warmup steps per chain (default {num_warmup})")
+    p.add_argument("--num-chains", type=int, default=num_chains, help=f"NUTS chains (default {num_chains})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default out_<script name>)")
+    p.add_argument("--quick", action="store_true", help="smaller grids and fewer fit starts (CI smoke test)")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures")
+    return p
+
+
+def setup(args, script):
+    """float64, matplotlib Agg, checked sampler counts; creates and returns the output folder."""
+    import matplotlib
+
+    import cevnsjax as cj
+
+    matplotlib.use("Agg")
+    cj.enable_x64()
+    for name in ("num_samples", "num_chains"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.num_warmup < 0:
+        raise SystemExit(f"--num-warmup must be >= 0, got {args.num_warmup}")
+    out = Path(args.out or f"out_{Path(script).stem}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def main(a):
@@ -158,18 +180,14 @@ def main(a):
         edges, prompt, delayed, te, cp, cd = signal_spectra()
     summary["timing_s"]["spectra"] = t.s
     sigma, expected = make_objective(edges, prompt, delayed, te, cp, cd)
-    import jax.numpy as _jnp
-
-    sig_u = lambda z: sigma(_jnp.stack([to_theta(z[0]), z[1]]))  # noqa: E731
+    start = (7.0, np.log(3.0))  # threshold [PE], log(window [us])
     with Timer() as t:
-        steps = 200 if a.quick else 600
-        z, v, g, hist = optimise(sig_u, [np.log(np.expm1(7.0)), np.log(3.0)], steps, 0.1)
-        x = np.array([float(to_theta(z[0])), z[1]])
+        x, v, g = optimise(sigma, *start)
 
     summary["timing_s"]["optimise"] = t.s
     with Timer() as t:
         nt, nu = (31, 25) if a.quick else (91, 71)
-        th = np.linspace(THETA_MIN_PE, 20.0, nt)
+        th = np.linspace(THETA_MIN_PE, THETA_MAX_PE, nt)
         lt = np.linspace(np.log(0.5), np.log(12.0), nu)
         TH, LT = np.meshgrid(th, lt, indexing="ij")
         S = np.asarray(jax.jit(jax.vmap(sigma))(jnp.stack([TH.ravel(), LT.ravel()], -1))).reshape(TH.shape)
@@ -178,7 +196,7 @@ def main(a):
     s_opt, b_opt = (float(np.sum(q)) for q in expected(jnp.array([1.0, 1.0, 1.0, 0.0]), x[0], np.exp(x[1])))
     ref = float(sigma(jnp.array([10.85, np.log(6.0)])))  # the cicenns preset's choice: x0 = 10.85 PE, 6 us
     summary["optimum"] = {"threshold_PE": float(x[0]), "window_us": float(np.exp(x[1])), "sigma_signal_strength": v,
-                          "gradient_at_optimum_unconstrained": g,
+                          "gradient_at_optimum": g,
                           "threshold_at_floor": bool(x[0] - THETA_MIN_PE < 0.05), "threshold_floor_PE": THETA_MIN_PE, "signal_events": s_opt, "background_events": b_opt}
     summary["scan"] = {"threshold_PE": float(th[i]), "window_us": float(np.exp(lt[j])), "sigma_signal_strength": float(S[i, j]),
                        "grid": [nt, nu], "threshold_step_PE": float(th[1] - th[0]),
@@ -193,8 +211,7 @@ def main(a):
         fig, ax = plt.subplots(figsize=(4.4, 3.4))
         cs = ax.contourf(TH, np.exp(LT), 100 * S, levels=20, cmap="viridis")
         fig.colorbar(cs, ax=ax, label=r"$\sigma$(signal strength) [%]")
-        hx = np.array(hist)
-        ax.plot(hx[:, 0], hx[:, 1], "w-", lw=1, label="Adam path")
+        ax.plot(start[0], np.exp(start[1]), "wo", ms=4, label="start")
         ax.plot(x[0], np.exp(x[1]), "r*", ms=10, label="gradient optimum")
         ax.plot(th[i], np.exp(lt[j]), "wx", label="scan minimum")
         ax.set_yscale("log")

@@ -31,7 +31,7 @@ limit a property of the likelihood (G(m) lies where Delta chi^2 is already large
 limits on |g| at each mass slice m_s come from the draws with |log10(m / m_s)| < 0.25, as quantiles of
 |g| / G(m) times G(m_s). NUTS: dense mass matrix, target_accept_prob 0.95 (``--target-accept``; the
 coupling posterior is a box with steep walls where the Z' / scalar rate takes over, which at 0.8 gave
-~20 % divergent transitions), q through the link of ``dresden_ii_quenching.q_link``. With the earlier
+~20 % divergent transitions), q through the link of ``cevnsjax.analyses.dresden_ii.q_link``. With the earlier
 setup (log-uniform g and m, logit coordinates, target 0.8) NUTS did not converge (r_hat up to 1.36,
 bulk ESS down to 5, 330-1190 divergences per 2000 draws). Remaining: for the Z' with (k, q) free the
 posterior has a narrowing valley in (q, g) that runs into the q prior edge at -5e-4 (the sign-flipped
@@ -52,12 +52,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from _common import Fitter, Timer, make_parser, posterior_summary, setup, write_json  # noqa: E402
-import dresden_ii_quenching as DQ  # noqa: E402
+from cevnsjax.analyses import dresden_ii as DQ
+from cevnsjax.reporting import Timer, posterior_summary, write_json
 
 MODELS = {"zprime": ("g_zprime", "m_zprime_MeV"), "scalar": ("g_scalar", "m_scalar_MeV")}
 QFS = ("lindhard", "kq")
@@ -100,29 +98,25 @@ def _off(which_on):
     return out
 
 
-def scan_mass(fitter, start, model, mass, grid):
-    """Profile chi^2 over the coupling grid at fixed mass; returns (chi2 array, fit function)."""
-    g, m = MODELS[model]
-    off = _off(model)
-    cache = {}
+def _point(prof, i):
+    """Values (profiled name and re-fitted nuisances) at grid point ``i`` of a ProfileResult."""
+    return {k: float(v[i]) for k, v in prof.best_fit.items()}
 
-    def chi2_at(gv, init):
-        r = fitter.fit(init=init, fixed={g: float(gv), m: float(mass), **off}, hessian=False)
-        cache[float(gv)] = r
-        return r.minus2lnL, r
 
-    chi2 = np.empty(len(grid))
-    init = dict(start)
-    for i, gv in enumerate(grid):  # small -> large coupling, warm-started
-        chi2[i], r = chi2_at(gv, init)
-        if r.converged:
-            init = r.best_fit
+def scan_mass(model, start, which, mass, grid):
+    """Profile chi^2 over the coupling grid at fixed mass (``JointModel.profile``); returns (chi2 array,
+    minimum, best coupling, chi2 function of the coupling for the bisection)."""
+    g, m = MODELS[which]
+    fixed = {m: float(mass), **_off(which)}
+    prof = model.profile(g, grid, fixed=fixed, init=start)
+    chi2 = np.asarray(prof.minus2lnL, float)
     # free-coupling fit from the best grid point (refines the minimum)
     ib = int(np.argmin(chi2))
-    rb = fitter.fit(init={**cache[float(grid[ib])].best_fit}, fixed={m: float(mass), **off}, hessian=False)
+    at_best = _point(prof, ib)
+    rb = model.fit(init=at_best, fixed=fixed)
     chi2_min = min(chi2.min(), rb.minus2lnL)
     g_best = rb.best_fit[g] if rb.minus2lnL <= chi2.min() else float(grid[ib])
-    return chi2, chi2_min, g_best, lambda gv: chi2_at(gv, cache[float(grid[ib])].best_fit)[0]
+    return chi2, chi2_min, g_best, lambda gv: model.fit(init={**at_best, g: float(gv)}, fixed={g: float(gv), **fixed}).minus2lnL
 
 
 def limits_from_scan(grid, chi2, chi2_min, g_best, chi2_fn, n_bisect=10, level=CL90):
@@ -157,17 +151,15 @@ def limits_from_scan(grid, chi2, chi2_min, g_best, chi2_fn, n_bisect=10, level=C
 
 def frequentist(qf, args, masses, per_decade, timings):
     model = build(qf, k_prior=args.k_prior)
-    if True:
-        fitter = Fitter(model, scales=DQ.SCALES)
-        sm_fix = {"g_zprime": G_OFF, "m_zprime_MeV": 1000.0, "g_scalar": G_OFF, "m_scalar_MeV": 1000.0}
-        sm = fitter.fit(init=sm_fix, fixed=sm_fix, n_starts=1, seed=args.seed, hessian=False)
+    sm_fix = {"g_zprime": G_OFF, "m_zprime_MeV": 1000.0, "g_scalar": G_OFF, "m_scalar_MeV": 1000.0}
+    sm = model.fit(init=sm_fix, fixed=sm_fix, n_starts=1, seed=args.seed)
     n = int(round(per_decade * np.log10(G_RANGE[1] / G_RANGE[0]))) + 1
     grid = np.geomspace(*G_RANGE, n)
     out = {"sm_chi2": sm.minus2lnL, "sm_fit": sm.best_fit, "grid_g": grid, "models": {}}
     for w in MODELS:
         res = {}
         for mass in masses:
-            chi2, cmin, gb, fn = scan_mass(fitter, sm.best_fit, w, mass, grid)
+            chi2, cmin, gb, fn = scan_mass(model, sm.best_fit, w, mass, grid)
             intervals, upper = limits_from_scan(grid, chi2, cmin, gb, fn)
             intervals95, upper95 = limits_from_scan(grid, chi2, cmin, gb, fn, level=CL95)
             res[f"{mass:g}"] = {"m_MeV": mass, "g_best": gb, "chi2_min": cmin,
@@ -313,6 +305,42 @@ def plot_limits(path, freq, masses):
         ax.legend(frameon=False, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+
+# -------------------------------------------------------------------------------------- command line
+def make_parser(doc, *, num_samples=1000, num_warmup=500, num_chains=2):
+    """numpyro-examples style options: --num-samples/--num-warmup/--num-chains/--seed/--out/--quick/--no-plots."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.strip().splitlines()[0], epilog=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-samples", type=int, default=num_samples, help=f"NUTS draws per chain (default {num_samples})")
+    p.add_argument("--num-warmup", type=int, default=num_warmup, help=f"NUTS warmup steps per chain (default {num_warmup})")
+    p.add_argument("--num-chains", type=int, default=num_chains, help=f"NUTS chains (default {num_chains})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default out_<script name>)")
+    p.add_argument("--quick", action="store_true", help="smaller grids and fewer fit starts (CI smoke test)")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures")
+    return p
+
+
+def setup(args, script):
+    """float64, matplotlib Agg, checked sampler counts; creates and returns the output folder."""
+    import matplotlib
+
+    import cevnsjax as cj
+
+    matplotlib.use("Agg")
+    cj.enable_x64()
+    for name in ("num_samples", "num_chains"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.num_warmup < 0:
+        raise SystemExit(f"--num-warmup must be >= 0, got {args.num_warmup}")
+    out = Path(args.out or f"out_{Path(script).stem}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def main(args):

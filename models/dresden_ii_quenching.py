@@ -21,12 +21,12 @@ flat in [0.10, 0.30] the best fit runs to the k = 0.30 edge), so two treatments 
     weaker. ``--k-prior broad`` instead uses k ~ Uniform(0.14, 0.20), spanning Lindhard, CONUS+
     and the CONUS 2020 working value; expect k to move towards 0.20 then (the k-q degeneracy).
 
-For each treatment: the best fit (scipy L-BFGS-B on the jitted likelihood, ``_common.Fitter``), the
+For each treatment: the best fit (``JointModel.fit``, compiled once per model), the
 fit with q = 0 and Delta chi^2 = chi^2(q = 0) - chi^2(best) with its Wilks significance
-(cevnsjax.stats.fit.compare, 1 dof), a profile of q, and the NUTS posterior of all parameters
+(cevnsjax.stats.fit.compare, 1 dof), a profile of q (``JointModel.profile``), and the NUTS posterior of all parameters
 (q ~ Uniform(-5e-4, 3e-4); background amplitudes flat within the limits of DRESDEN_II.md section 3,
 dense mass matrix, started at the best fit). NUTS samples q through the complementary log-log link
-``q_z`` of :func:`q_link` (same prior and posterior; the q posterior is a peak plus a flat plateau up to
+``q_z`` of :func:`cevnsjax.analyses.dresden_ii.q_link` (same prior and posterior; the q posterior is a peak plus a flat plateau up to
 the prior edge, which the default logit coordinate samples ~2x less efficiently); the posterior files
 hold both ``q`` and ``q_z``.
 
@@ -45,157 +45,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from _common import Fitter, Timer, fit_summary, make_parser, posterior_summary, setup, write_json  # noqa: E402
-
-K_LINDHARD = 0.157
-K_PRIORS = {
-    "conus_plus": ("normal", 0.162, 0.004, "CONUS+ (Nature 2025) k = 0.162 +- 0.004"),
-    "broad": ("uniform", 0.14, 0.20, "flat over Lindhard 0.157, CONUS+ 0.162 and CONUS 2020 0.18"),
-}
-Q_RANGE = (-5e-4, 3e-4)
-
-#: Dresden-II background priors: flat within DRESDEN_II.md section 3 limits (upper ends added where the
-#: published fit had none, far from the data's preference), a_M ~ N(1, 0.03).
-BKG = "bkg.dresden_ii."
-
-
-def background_priors():
-    from cevnsjax.stats.infer import Normal, Uniform
-
-    return {BKG + "A": Uniform(0.0, 100.0), BKG + "B": Uniform(0.0, 2000.0), BKG + "C": Uniform(0.0, 20.0),
-            BKG + "h_L1": Uniform(0.0, 150.0), BKG + "c_L1": Uniform(0.5, 1.5), BKG + "w_L1": Uniform(0.01, 4.0),
-            BKG + "a_M": Normal(1.0, 0.03)}
-
-
-#: typical 1-sigma sizes (optimiser conditioning only)
-SCALES = {"k": 0.004, "q": 1e-4, BKG + "A": 0.5, BKG + "B": 10.0, BKG + "C": 0.2, BKG + "h_L1": 1.0,
-          BKG + "c_L1": 1e-3, BKG + "w_L1": 1e-3, BKG + "a_M": 0.03, "g_zprime": 1e-6, "m_zprime_MeV": 1.0,
-          "g_scalar": 1e-6, "m_scalar_MeV": 1.0}
-
-
-def dresden_experiment(quenching: dict | None = None):
-    """The Dresden-II preset with its QF replaced by ``quenching`` (a spec dict; default modified
-    Lindhard k = 0.157, q = 0)."""
-    from cevnsjax.io.spec import experiment_from_spec, load_spec
-
-    spec = load_spec("dresden_ii")
-    spec["detector"]["quenching"] = dict(quenching or {"model": "modified_lindhard", "k": K_LINDHARD, "q": 0.0})
-    return experiment_from_spec(spec)
-
-
-def build_model(k_prior: str | None = None, experiment=None, extra_priors: dict | None = None, free_q: bool = True):
-    """JointModel on Dresden-II with q (unless ``free_q=False``: q = 0, the standard Lindhard QF) and the 7
-    background parameters free; k fixed at 0.157 (``k_prior=None``) or under ``K_PRIORS[k_prior]``."""
-    import cevnsjax as cj
-    from cevnsjax.stats.infer import prior_from_spec
-
-    pri = {"q": cj.Uniform(*Q_RANGE)} if free_q else {}
-    if k_prior is not None:
-        kind, a, b, _ = K_PRIORS[k_prior]
-        pri["k"] = prior_from_spec((kind, a, b))
-    pri.update(background_priors())
-    pri.update(extra_priors or {})
-    exp = dresden_experiment() if experiment is None else experiment
-    return cj.JointModel([cj.Analysis(exp, priors=pri)])
-
-
-def q_link(lo: float = Q_RANGE[0], hi: float = Q_RANGE[1]):
-    """Bijection R -> (lo, hi), q = hi - (hi - lo) exp(-e^z) (complementary log-log link), used to sample q.
-
-    Why: the likelihood is Gaussian-like around the best fit (q ~ -2e-4, sigma ~ 0.7e-4) but flat for
-    q >~ 0 (the CEvNS signal is shifted below the 0.2 keVee threshold and the background absorbs the rest:
-    profiled Delta chi^2 = 3.5 at q = 0 and 5.2 at q = 2e-4), so the posterior is a peak plus a plateau that
-    runs to the prior edge (~15 % of the mass, skewness 1.2). numpyro's default logit coordinate turns the
-    plateau into an exponential tail ~3x wider than the peak; this link compresses the upper end (the
-    density of z on the plateau falls like exp(z - e^z)), which makes the z marginal closer to Gaussian.
-    Measured with benchmarks/bench_inference.py (k = 0.157, dense mass, one chain, 4000 draws): bulk ESS
-    of q per 1000 gradient evaluations 26 with logit (target_accept_prob 0.8, 500 warmup steps), 47 with
-    logit (0.7, 1000 warmup), 95-101 with this link (0.7, 1000 warmup; 0.6-0.66 per draw). It changes only
-    the sampling coordinate: the prior of q stays exactly as given (the Jacobian is included, see
-    ``LinkReparam`` in :func:`sampling_model`), so the posterior is the same.
-    """
-    from numpyro.distributions import transforms as T
-
-    return T.ComposeTransform([T.ExpTransform(), T.AffineTransform(0.0, -1.0), T.ExpTransform(),
-                               T.AffineTransform(hi, -(hi - lo))])
-
-
-def _link_reparam():
-    from numpyro.distributions import TransformedDistribution
-    from numpyro.infer.reparam import Reparam
-
-    class LinkReparam(Reparam):
-        """Sample ``<name>_z`` with the prior of ``<name>`` pushed through ``link.inv`` (exact Jacobian), and
-        record ``<name> = link(<name>_z)`` as a deterministic site."""
-
-        def __init__(self, link):
-            self.link = link
-
-        def __call__(self, name, fn, obs):
-            import numpyro
-
-            if obs is not None:
-                raise ValueError(f"LinkReparam: site {name!r} is observed")
-            z = numpyro.sample(f"{name}_z", TransformedDistribution(fn, self.link.inv))
-            return None, self.link(z)
-
-    return LinkReparam
-
-
-def sampling_model(model, fn=None):
-    """The numpyro model NUTS runs: ``fn`` (default: the JointModel ``model`` itself) with q, if ``model``
-    has it free, sampled as ``q_z`` through :func:`q_link` (bounds from ``model``'s prior of q).
-
-    The posterior keeps ``q`` (a deterministic site) next to ``q_z``; rank-normalised R-hat and bulk ESS
-    are identical for both (monotonic map). Use :func:`sampling_init` for starting values."""
-    import numpyro
-
-    fn = model if fn is None else fn
-    if "q" not in model.priors:
-        return fn
-    lo, hi = model.bounds()["q"]
-    return numpyro.handlers.reparam(fn, config={"q": _link_reparam()(q_link(lo, hi))})
-
-
-def sampling_init(model, values) -> dict:
-    """Starting values of :func:`sampling_model`'s latent sites from physical ``values`` (moved inside the
-    prior bounds)."""
-    from _common import interior
-
-    out = interior(values, model)
-    if "q" in out:
-        lo, hi = model.bounds()["q"]
-        out["q_z"] = float(q_link(lo, hi).inv(out.pop("q")))
-    return out
-
-
-def components(model, values):
-    """(signal, background) per bin [counts/day] at ``values``."""
-    from cevnsjax.experiment import predict
-
-    a = model.analyses[0]
-    p = predict(model.theta(a, values), a.prepared)
-    return np.asarray(p.signal), np.asarray(p.background)
-
-
-def profile_q(fitter, best, grid, extra_fixed=None):
-    """Profile Delta chi^2 over q (other free parameters re-fitted, warm-started along the grid)."""
-    chi2 = np.empty(len(grid))
-    order = np.argsort(np.abs(np.asarray(grid) - best.best_fit["q"]))  # start near the minimum
-    start = dict(best.best_fit)
-    for i in order:
-        r = fitter.fit(init=start, fixed={"q": float(grid[i]), **(extra_fixed or {})}, hessian=False)
-        chi2[i] = r.minus2lnL
-    d = chi2 - min(best.minus2lnL, chi2.min())
-    from cevnsjax.stats.fit import ProfileResult
-
-    pr = ProfileResult(names=("q",), grid=(np.asarray(grid),), nll=0.5 * chi2, nll_min=0.5 * (chi2.min() - d.min()),
-                       converged=np.ones(len(grid), bool), nuisance_names=(), nuisance=np.zeros((len(grid), 0)))
-    return pr
+from cevnsjax.analyses.dresden_ii import (BKG, K_LINDHARD, K_PRIORS, background_priors, build_model, components,
+                                          sampling_init, sampling_model)
+from cevnsjax.reporting import Timer, fit_summary, posterior_summary, write_json
 
 
 def analyse(case, args, out, timings):
@@ -205,20 +59,19 @@ def analyse(case, args, out, timings):
     k_prior = None if case == "k_fixed" else args.k_prior
     model = build_model(k_prior)
     with Timer() as t:
-        fitter = Fitter(model, scales=SCALES)
-        best = fitter.fit(n_starts=1 if args.quick else 4, seed=args.seed)
-        null = fitter.fit(init=best.best_fit, fixed={"q": 0.0})
+        best = model.fit(n_starts=1 if args.quick else 4, seed=args.seed)
+        null = model.fit(init=best.best_fit, fixed={"q": 0.0})
         test = compare(null, best)
     timings[f"{case}_fits_s"] = round(t.s, 2)
     grid = np.linspace(-4.5e-4, 1.0e-4, 9 if args.quick else 23)
     with Timer() as t:
-        prof = profile_q(fitter, best, grid)
+        prof = model.profile("q", grid, init=best.best_fit, best=best)
     timings[f"{case}_profile_s"] = round(t.s, 2)
     s = {"k_treatment": ("fixed at the Lindhard value 0.157" if k_prior is None else K_PRIORS[k_prior][3]),
          "priors": {k: repr(v) for k, v in model.priors.items()},
          "best_fit": fit_summary(best), "fit_q0": fit_summary(null),
          "delta_chi2_q0_vs_best": test.delta_chi2, "significance_sigma": test.significance, "p_value": test.p_value,
-         "profile_q": {"grid": grid, "delta_chi2": prof.delta_chi2,
+         "profile_q": {"grid": grid, "delta_chi2": prof.delta_chi2,  # relative to the profile's minimum
                        "interval68": prof.interval(0.6827), "interval95": prof.interval(0.95)}}
     from cevnsjax.stats.infer import run_nuts
 
@@ -250,7 +103,7 @@ def fef_reference(timings):
 
     with Timer() as t:
         model = cj.JointModel([cj.Analysis(cj.load_preset("dresden_ii"), priors=background_priors())])
-        r = Fitter(model, scales=SCALES).fit()
+        r = model.fit()
     timings["fef_fit_s"] = round(t.s, 2)
     return {"qf": "tabulated Fef (iron filter), Collar et al. PRD 103, 122003", "chi2": r.minus2lnL,
             "converged": r.converged, "params": r.best_fit}
@@ -291,7 +144,7 @@ def plot_profiles(path, profs):
     fig = Figure(figsize=(5.0, 3.6))
     ax = fig.subplots()
     for (label, pr), col in zip(profs.items(), ("C3", "C2")):
-        ax.plot(np.asarray(pr.grid[0]) * 1e4, pr.delta_chi2, "-o", ms=3, color=col, label=label)
+        ax.plot(np.asarray(pr.values).ravel() * 1e4, pr.delta_chi2, "-o", ms=3, color=col, label=label)
     ax.axhline(1, color="grey", lw=0.5)
     ax.axhline(3.84, color="grey", lw=0.5, ls="--")
     ax.axvline(0, color="k", lw=0.5)
@@ -301,6 +154,42 @@ def plot_profiles(path, profs):
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+
+# -------------------------------------------------------------------------------------- command line
+def make_parser(doc, *, num_samples=1000, num_warmup=500, num_chains=2):
+    """numpyro-examples style options: --num-samples/--num-warmup/--num-chains/--seed/--out/--quick/--no-plots."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.strip().splitlines()[0], epilog=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-samples", type=int, default=num_samples, help=f"NUTS draws per chain (default {num_samples})")
+    p.add_argument("--num-warmup", type=int, default=num_warmup, help=f"NUTS warmup steps per chain (default {num_warmup})")
+    p.add_argument("--num-chains", type=int, default=num_chains, help=f"NUTS chains (default {num_chains})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default out_<script name>)")
+    p.add_argument("--quick", action="store_true", help="smaller grids and fewer fit starts (CI smoke test)")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures")
+    return p
+
+
+def setup(args, script):
+    """float64, matplotlib Agg, checked sampler counts; creates and returns the output folder."""
+    import matplotlib
+
+    import cevnsjax as cj
+
+    matplotlib.use("Agg")
+    cj.enable_x64()
+    for name in ("num_samples", "num_chains"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.num_warmup < 0:
+        raise SystemExit(f"--num-warmup must be >= 0, got {args.num_warmup}")
+    out = Path(args.out or f"out_{Path(script).stem}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def main(args):
@@ -318,8 +207,7 @@ def main(args):
         with Timer() as t:
             if not args.quick:
                 mf = build_model(None, extra_priors={"k": ("uniform", 0.10, 0.30)})
-                ff = Fitter(mf, scales=SCALES)
-            fb = None if args.quick else ff.fit(init={"k": K_LINDHARD, **best_a.best_fit}, n_starts=3, seed=args.seed)
+            fb = None if args.quick else mf.fit(init={"k": K_LINDHARD, **best_a.best_fit}, n_starts=3, seed=args.seed)
         timings["k_flat_fit_s"] = round(t.s, 2)
         if fb is not None:
             summary["k_flat_0.10_0.30_fit"] = {"best_fit": fit_summary(fb),

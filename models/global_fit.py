@@ -16,7 +16,7 @@ Every data set keeps its own nuisances, named ``<experiment>:<name>``:
 * CsI 2017 / 2021 (models/coherent_csi.py ``nuisance_priors(..., "rn")``): flux 10 %, QF or light yield,
   acceptance, BRN/NIN and steady-state normalisations; Poisson on PE x time.
 * LAr 2020 (release LArParametersAnlA.yaml): flux_norm N(1, 0.10), prompt BRN N(1, 160/497),
-  delayed BRN N(1, 1) truncated at 0, steady state N(1, 25/3154); Poisson on E_ee x t_trig.
+  delayed BRN N(1, 33/33) truncated at 0, steady state N(1, 25/3152) (as docs/make_results.py); Poisson on E_ee x t_trig.
 
 NOTE: the CsI 2021 full data set CONTAINS the 2017 data, so combining both (as the issue asks) counts
 those events twice; ``--datasets dresden_ii,coherent_csi_2021,coherent_lar_2020`` avoids it.
@@ -32,14 +32,11 @@ with r_hat / ESS / ESS per second, divergences, timings) and posterior.nc (ArviZ
 from __future__ import annotations
 
 import dataclasses
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Timer, make_parser, posterior_summary, setup, write_json  # noqa: E402
+from cevnsjax.reporting import Timer, posterior_summary, write_json
 
 DATASETS = ("dresden_ii", "coherent_csi_2017", "coherent_csi_2021", "coherent_lar_2020")
 CSI = ("coherent_csi_2017", "coherent_csi_2021")
@@ -74,7 +71,7 @@ def lar_priors() -> dict:
     from cevnsjax.stats.infer import Normal, TruncatedNormal
 
     return {"flux_norm": Normal(1.0, 0.10), "bkg.brn_prompt.scale": Normal(1.0, 160.0 / 497.0),
-            "bkg.brn_delayed.scale": TruncatedNormal(1.0, 1.0, lo=0.0), "bkg.ss_bkg.scale": Normal(1.0, 25.0 / 3154.0)}
+            "bkg.brn_delayed.scale": TruncatedNormal(1.0, 1.0, lo=0.0), "bkg.ss_bkg.scale": Normal(1.0, 25.0 / 3152.0)}
 
 
 def analysis(name: str, rn: bool):
@@ -83,7 +80,7 @@ def analysis(name: str, rn: bool):
     from cevnsjax.stats.infer import Uniform
 
     if name == "dresden_ii":
-        import dresden_ii_quenching as DQ
+        from cevnsjax.analyses import dresden_ii as DQ
 
         kind, a, b, _ = DQ.K_PRIORS["conus_plus"]
         from cevnsjax.stats.infer import prior_from_spec
@@ -91,7 +88,7 @@ def analysis(name: str, rn: bool):
         pri = {"k": prior_from_spec((kind, a, b)), "q": Uniform(*DQ.Q_RANGE), **DQ.background_priors()}
         return cj.Analysis(DQ.dresden_experiment(), priors=pri)
     if name in CSI:
-        import coherent_csi as CC
+        from cevnsjax.analyses import coherent_csi as CC
 
         e, n_ac = CC.load_experiment(name)
         prep = e.prepare()
@@ -107,7 +104,7 @@ def analysis(name: str, rn: bool):
     raise ValueError(f"dataset {name!r}: choose from {', '.join(DATASETS)}")
 
 
-def _m2(jm, values, obs):
+def m2lnL(jm, values, obs):
     """-2 ln L of a JointModel (``minus2lnL`` where the model has it, else 2 nll)."""
     if hasattr(jm, "minus2lnL"):
         return jm.minus2lnL(values, obs)
@@ -166,7 +163,7 @@ class GlobalModel:
 
     def minus2lnL(self, values, obs=None):
         """-2 ln L of all data sets (Poisson deviance / Gaussian chi^2) + constraint terms."""
-        return _m2(self.jm, self.expand(values), self.observed() if obs is None else obs)
+        return m2lnL(self.jm, self.expand(values), self.observed() if obs is None else obs)
 
     def __call__(self, obs=None):
         """NumPyro model: the JointModel's with the tied sites sampled once."""
@@ -220,7 +217,6 @@ class Fitter:
         names = tuple(self.names)
         f = lambda x, obs: model.minus2lnL(dict(zip(names, x)), obs)  # noqa: E731
         self._vg = jax.jit(jax.value_and_grad(f))
-        self._hess = jax.jit(jax.hessian(f))
         self._jnp = jnp
 
     def fit(self, init=None, fixed=None, hessian=True, maxiter=2000):
@@ -247,7 +243,7 @@ class Fitter:
         out = {"params": dict(zip(self.names, map(float, xb))), "minus2lnL": float(r.fun), "converged": bool(r.success),
                "message": str(r.message), "errors": {}}
         if hessian:
-            H = np.asarray(self._hess(self._jnp.asarray(xb), self.obs))[np.ix_(free, free)]
+            H = self.hessian(xb)[np.ix_(free, free)]
             try:
                 cov = np.linalg.inv(0.5 * H)  # -2 ln L: covariance = (H/2)^-1
                 err = np.sqrt(np.clip(np.diag(cov), 0, None))
@@ -255,6 +251,20 @@ class Fitter:
             except np.linalg.LinAlgError:
                 pass
         return out
+
+    def hessian(self, x):
+        """Hessian of -2 ln L: central differences of the jitted gradient (steps 1e-3 x scale), symmetrised.
+        (jax.hessian is not used: forward-over-reverse through the Dresden-II smearing table gives NaN.)"""
+        n = x.size
+        H = np.empty((n, n))
+        for i in range(n):
+            h = 1e-3 * self.scale[i]
+            xp, xm = x.copy(), x.copy()
+            xp[i] += h
+            xm[i] -= h
+            H[i] = (np.asarray(self._vg(self._jnp.asarray(xp), self.obs)[1])
+                    - np.asarray(self._vg(self._jnp.asarray(xm), self.obs)[1])) / (2 * h)
+        return 0.5 * (H + H.T)
 
     def vector(self, values):
         return [values[n] for n in self.names]
@@ -307,12 +317,23 @@ def sampling(model, init):
     init = {k: v for k, v in init.items()}
     if site not in model.priors:
         return model, init
-    import dresden_ii_quenching as DQ
+    from numpyro.distributions import TransformedDistribution
+    from numpyro.infer.reparam import Reparam
+
+    from cevnsjax.analyses import dresden_ii as DQ
 
     lo, hi = model.bounds()[site]
     link = DQ.q_link(lo, hi)
+
+    class LinkReparam(Reparam):
+        """Sample ``<site>_z`` with the prior pushed through ``link.inv`` (exact Jacobian); ``<site>`` deterministic."""
+
+        def __call__(self, name, fn, obs):
+            z = numpyro.sample(f"{name}_z", TransformedDistribution(fn, link.inv))
+            return None, link(z)
+
     init[site + "_z"] = float(link.inv(min(max(init.pop(site), lo + 1e-3 * (hi - lo)), hi - 1e-3 * (hi - lo))))
-    return numpyro.handlers.reparam(model, config={site: DQ._link_reparam()(link)}), init
+    return numpyro.handlers.reparam(model, config={site: LinkReparam()}), init
 
 
 def interior(values, model):
@@ -340,7 +361,14 @@ def run_nuts(model, init, num_samples, num_warmup, num_chains, seed, max_tree_de
 
 # --------------------------------------------------------------------------------------------- main
 def main(args):
-    out = setup(args, __file__)
+    import matplotlib
+
+    import cevnsjax
+
+    matplotlib.use("Agg")
+    cevnsjax.enable_x64()
+    out = Path(args.out or "out_global_fit")
+    out.mkdir(parents=True, exist_ok=True)
     datasets = tuple(s for s in args.datasets.split(",") if s)
     physics = tuple(s for s in args.physics.split(",") if s)
     summary = {"script": "global_fit", "datasets": datasets, "physics": physics, "settings": {
@@ -373,7 +401,7 @@ def main(args):
     summary["timing_s"]["profiles"] = t.s
     summary["profiles"] = prof
     if RN_SITE in gm.names:
-        import coherent_csi as CC
+        from cevnsjax.analyses import coherent_csi as CC
 
         a = [a for a in gm.analyses if a.experiment.name in CSI][0]
         rn0 = CC.proton_shift(a.prepared)[2]
@@ -412,8 +440,23 @@ def _print(s):
               f" ({n['ess_bulk_min_per_s']:.2f}/s), {n['sampling_time_s']:.0f} s")
 
 
+def make_parser():
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-samples", type=int, default=500, help="NUTS draws per chain (0: no NUTS)")
+    p.add_argument("--num-warmup", type=int, default=500, help="NUTS warmup steps per chain")
+    p.add_argument("--num-chains", type=int, default=2, help="NUTS chains (run one after the other)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output folder (default out_global_fit)")
+    p.add_argument("--quick", action="store_true", help="CI settings (see the module docstring)")
+    p.add_argument("--no-plots", action="store_true", help="accepted for symmetry with the other scripts (no plots)")
+    return p
+
+
 if __name__ == "__main__":
-    p = make_parser(__doc__, num_samples=500, num_warmup=500, num_chains=2)
+    p = make_parser()
     p.add_argument("--datasets", default=",".join(DATASETS), help="comma list of data sets")
     p.add_argument("--physics", default="sin2,rn", help="free shared physics: comma list of " + ", ".join(PHYSICS))
     main(p.parse_args())

@@ -5,7 +5,8 @@ Set-up (stated choices where the talk gives none):
 
 * Ge detector, 7 kg yr (1 kg x 7 x 365.25 d), reactor 3.9 GW_th at 20 m (cevnsjax ``Reactor(3.9, 20.0)``:
   Day Bay fission fractions, Huber-Mueller 2-8 MeV; neutrinos below 2 MeV give E_R < 0.12 keVnr,
-  i.e. E_ee < 0.07 keVee, below the threshold), Helm form factor, tree-level couplings.
+  E_ee < 0.07 keVee, but the resolution carries some of them over the threshold: ``--low-energy`` adds them,
+  Kopeikin tables + 238U capture, +6 % events), Helm form factor, tree-level couplings.
 * Observable E_ee from a 0.2 keVee threshold (``--threshold``) to 1.5 keVee in bins of 50 eV; Gaussian resolution
   as Dresden-II's Ge (sigma^2 = 68.5 eV^2 + 0.11 * 2.96 eV * E_ee), truncated at E_ee >= 0.
 * Background: ``--bkg`` counts/(kg day keVee), flat (default 0: no background).
@@ -31,91 +32,45 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from _common import Fitter, Timer, fit_summary, interior, make_parser, posterior_summary, setup, write_json  # noqa: E402
-
-K_TRUE, Q_TRUE = 0.153, -15e-5
-MODELS = {"zprime": ("g_zprime", "m_zprime_MeV"), "scalar": ("g_scalar", "m_scalar_MeV")}
-G_RANGE = (1e-7, 1e-2)
-M_RANGE = (0.1, 1000.0)
-SCALES = {"g_zprime": 1e-6, "g_scalar": 1e-6, "m_zprime_MeV": 1.0, "m_scalar_MeV": 1.0, "bkg.flat.rate": 0.1}
+from cevnsjax.analyses.qf_mimics import K_TRUE, M_RANGE, MODELS, Q_TRUE, build, expected, fit_mediator, truth_counts
+from cevnsjax.reporting import Timer, fit_summary, inside_bounds, posterior_summary, write_json
 
 
-def spec(quenching: dict, bkg: float = 0.0, exposure_kg_yr: float = 7.0, threshold: float = 0.2) -> dict:
-    """The experiment as a cevnsjax spec dict."""
-    s = {"name": "ge_reactor_3p9GW_20m", "description": "Ge, 3.9 GW at 20 m, 7 kg yr (talk scenario)",
-         "target": {"formula": "Ge", "mass_kg": 1.0}, "exposure": {"live_days": exposure_kg_yr * 365.25},
-         "source": {"type": "reactor", "power_GW": 3.9, "distance_m": 20.0},
-         "cross_section": {"form_factor": "helm"},
-         "detector": {"observable": "E_ee_keV", "bins": {"start": threshold, "stop": 1.5,
-                                                                   "n": int(round((1.5 - threshold) / 0.05))},
-                      "recoil_grid": {"min_keV": 1e-5, "max_keV": 4.0, "n_bins": 120, "nodes_per_bin": 2},  # converged: tests/test_grid_convergence.py
-                      "truncate_at_zero": True, "quenching": dict(quenching),
-                      "resolution": {"model": "ge", "sigma_noise_keV": 0.0685, "fano": 0.11, "eps_pair_keV": 0.00296}}}
-    if bkg > 0:
-        s["background"] = [{"type": "flat", "rate": float(bkg), "name": "flat"}]
-    return s
+# -------------------------------------------------------------------------------------- command line
+def make_parser(doc, *, num_samples=1000, num_warmup=500, num_chains=2):
+    """numpyro-examples style options: --num-samples/--num-warmup/--num-chains/--seed/--out/--quick/--no-plots."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.strip().splitlines()[0], epilog=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-samples", type=int, default=num_samples, help=f"NUTS draws per chain (default {num_samples})")
+    p.add_argument("--num-warmup", type=int, default=num_warmup, help=f"NUTS warmup steps per chain (default {num_warmup})")
+    p.add_argument("--num-chains", type=int, default=num_chains, help=f"NUTS chains (default {num_chains})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default out_<script name>)")
+    p.add_argument("--quick", action="store_true", help="smaller grids and fewer fit starts (CI smoke test)")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures")
+    return p
 
 
-def build(which: str | None, args):
-    """JointModel (std Lindhard, k = args.k_std) with the mediator ``which`` free (None: SM, no free parameters
-    except the background rate if any)."""
+def setup(args, script):
+    """float64, matplotlib Agg, checked sampler counts; creates and returns the output folder."""
+    import matplotlib
+
     import cevnsjax as cj
-    from cevnsjax.io.spec import experiment_from_spec
 
-    exp = experiment_from_spec(spec({"model": "lindhard", "k": args.k_std}, args.bkg, threshold=args.threshold))
-    pri = {}
-    if which is not None:
-        g, m = MODELS[which]
-        pri = {g: cj.LogUniform(*G_RANGE), m: cj.LogUniform(*M_RANGE)}
-    if args.bkg > 0:
-        pri["bkg.flat.rate"] = cj.Uniform(0.0, 10.0 * args.bkg)
-    return cj.JointModel([cj.Analysis(exp, priors=pri)])
-
-
-def truth_counts(args):
-    import cevnsjax as cj
-    from cevnsjax.experiment import predict
-    from cevnsjax.io.spec import experiment_from_spec
-
-    exp = experiment_from_spec(spec({"model": "modified_lindhard", "k": K_TRUE, "q": Q_TRUE}, args.bkg,
-                                   threshold=args.threshold))
-    return exp, np.asarray(predict(exp.defaults, exp.prepare()).total)
-
-
-def fit_mediator(which, args, obs, masses, timings):
-    model = build(which, args)
-    g, m = MODELS[which]
-    with Timer() as t:
-        f = Fitter(model, obs={model.analyses[0].experiment.name: obs}, scales=SCALES)
-        chi2 = np.empty(len(masses))
-        fits = []
-        g_grid = np.geomspace(*G_RANGE, 5 * 24 + 1)
-        for i, mass in enumerate(masses):
-            # coarse scan in g (the Z' chi^2 has several minima: below and beyond the sign flip), then refine
-            start = dict(model.init_values())
-            vals = []
-            for gv in g_grid:
-                start.update({g: gv, m: mass})
-                vals.append(f.value_and_grad(start)[0])
-            g0 = float(g_grid[int(np.nanargmin(vals))])
-            f.scales[g] = 0.1 * g0
-            best = f.fit(init={g: g0, m: mass}, fixed={m: float(mass)}, hessian=False)
-            chi2[i] = best.minus2lnL
-            fits.append(best)
-        i = int(np.argmin(chi2))
-        f.scales[g], f.scales[m] = 0.1 * fits[i].best_fit[g], 0.1 * fits[i].best_fit[m]
-        free = f.fit(init=fits[i].best_fit, hessian=True)
-        best = free if free.minus2lnL <= chi2[i] else fits[i]
-    timings[f"fit_{which}_s"] = round(t.s, 2)
-    return model, best, chi2
-
-
-def expected(model, values):
-    return np.asarray(next(iter(model.expected(values).values())))
+    matplotlib.use("Agg")
+    cj.enable_x64()
+    for name in ("num_samples", "num_chains"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.num_warmup < 0:
+        raise SystemExit(f"--num-warmup must be >= 0, got {args.num_warmup}")
+    out = Path(args.out or f"out_{Path(script).stem}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def main(args):
@@ -129,11 +84,11 @@ def main(args):
         name = sm.analyses[0].experiment.name
         o = {name: obs}
         if sm.priors:
-            sm_fit = Fitter(sm, obs=o, scales=SCALES).fit()
+            sm_fit = sm.fit(obs=o)
             sm_chi2, sm_vals = sm_fit.minus2lnL, sm_fit.best_fit
         else:
             sm_vals = {}
-            sm_chi2 = float(2 * sm.nll({}, o))
+            sm_chi2 = float(sm.minus2lnL({}, o))
         mu_sm = expected(sm, sm_vals)
         res = {"truth": {"quenching": f"modified Lindhard k = {K_TRUE}, q = {Q_TRUE}", "counts": obs,
                          "total_counts": float(obs.sum()), "edges_keVee": edges},
@@ -153,7 +108,7 @@ def main(args):
             with Timer() as t:
                 r = model.sample(obs=o, num_warmup=args.num_warmup, num_samples=args.num_samples,
                                  num_chains=args.num_chains, seed=args.seed, progress_bar=False, dense_mass=True,
-                                 init_values=interior(best.best_fit, model), max_tree_depth=5 if args.quick else 8,
+                                 init_values=inside_bounds(best.best_fit, model), max_tree_depth=5 if args.quick else 8,
                            num_prior_samples=0 if args.quick else None)
             timings[f"nuts_{w}_s"] = round(t.s, 2)
             r.save(out / f"posterior_{w}.nc")
@@ -222,5 +177,6 @@ if __name__ == "__main__":
     p = make_parser(__doc__, num_samples=1000, num_warmup=500, num_chains=2)
     p.add_argument("--k-std", type=float, default=0.157, help="k of the standard Lindhard QF in the fits (default 0.157)")
     p.add_argument("--threshold", type=float, default=0.2, help="E_ee threshold in keVee (default 0.2; bins of 50 eV to 1.5)")
+    p.add_argument("--low-energy", action="store_true", help="include the reactor flux below 2 MeV (data folder tables)")
     p.add_argument("--bkg", type=float, default=0.0, help="flat background, counts/(kg day keVee) (default 0)")
     main(p.parse_args())

@@ -35,8 +35,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     import cevnsjax as cj
-    from cevnsjax.stats import unfold as U
     from cevnsjax.io.location import data_dir
+    from cevnsjax.reporting import write_json
+    from cevnsjax.stats import unfold as U
 
     cj.enable_x64()
     dd = data_dir()
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
     summary["bayes"] = {"nu_median": q[1].tolist(), "nu_16": q[0].tolist(), "nu_84": q[2].tolist(),
                         "beta_equiv_median": float(np.median(post["beta_equiv"])),
                         "num_samples": a.num_samples, "num_warmup": a.num_warmup, "num_chains": a.num_chains}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     e = prob.nu_edges_MeV
     np.savetxt(out / "flux.csv", np.column_stack([e[:-1], e[1:], prob.nu_true, res.nu_hat, res.band68.T, res.band95.T, q.T]),
                delimiter=",", header="E_lo_MeV,E_hi_MeV,true,tikhonov,toy16,toy84,toy2.5,toy97.5,bayes16,bayes50,bayes84", comments="")

@@ -1,7 +1,7 @@
 """Light Z' and scalar exclusion curves on Dresden-II and COHERENT CsI 2017 from profiled grid scans.
 
 For each experiment and mediator, Delta chi^2 over a (mass, coupling) plane (log grids) with the
-nuisances profiled at every point by the scan engine (``cevnsjax.stats.scan.run_scan``: chunked, vmapped,
+nuisances profiled at every point by the scan engine (``JointModel.scan``: chunked, vmapped,
 device-sharded, resumable), then the 90% CL exclusion curve (Delta chi^2 = 2.71 per mass, 1 dof:
 a raster scan in mass). Nuisances:
 
@@ -19,14 +19,12 @@ accepted for uniformity but unused (a scan, not a posterior).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import Timer, jsonable, make_parser, setup, write_json  # noqa: E402
+from cevnsjax.reporting import Timer, jsonable, write_json
 
 MEDIATORS = {"zprime": ("m_zprime_MeV", "g_zprime"), "scalar": ("m_scalar_MeV", "g_scalar")}
 DRESDEN_BKG = {"bkg.dresden_ii.A": ("uniform", 0.0, 100.0), "bkg.dresden_ii.B": ("uniform", 0.0, 1000.0),
@@ -47,7 +45,7 @@ def build(name):
     if name == "dresden_ii":
         ex, nuis = cj.load_preset(name), DRESDEN_BKG
     else:  # the steady-state template smoothed as in coherent_csi.py (raw AC cells hold ~2 counts)
-        from coherent_csi import load_experiment
+        from cevnsjax.analyses.coherent_csi import load_experiment
 
         ex, n_ac = load_experiment(name)
         nuis = dict(CSI_NUIS, **{"bkg.steady_state.scale": ("truncated_normal", 1.0, 1.0 / np.sqrt(n_ac), 0.0, 3.0)})
@@ -56,24 +54,53 @@ def build(name):
 
 
 def scan_one(name, mediator, n, out: Path, quick: bool):
-    from cevnsjax.stats.scan import exclusion_curve, run_scan
+    from cevnsjax.stats.scan import exclusion_curve
 
     model, nuis = build(name)
     m_name, g_name = MEDIATORS[mediator]
     glo, ghi = COUPLING_RANGE[name][mediator]
-    obs = model.observed()
-    start, bounds = model.init_values(), model.bounds()
-    best = model.fit(n_starts=2)  # SM fit: starting values of the nuisances
-    profile = {k: (float(best.params[k]), *bounds[k]) for k in nuis}
-
-    def objective(values):
-        return 2.0 * model.nll(values, obs)
-
     grid = [f"{m_name}=log:0.1:1000:{n}", f"{g_name}=log:{glo}:{ghi}:{n}"]
-    res = run_scan(objective, grid, profile=profile, chunk_size=1024, out_dir=out / f"scan_{name}_{mediator}",
-                   progress=False, fingerprint=f"{name}-{mediator}-{n}-v1", coarse_points=6 if quick else 12)
+    # every nuisance profiled at each grid point (JointModel.scan's default)
+    res = model.scan(grid, chunk_size=1024, out_dir=out / f"scan_{name}_{mediator}", progress=False,
+                     fingerprint=f"{name}-{mediator}-{n}-v1")
     masses, lim, open_top = exclusion_curve(res, mass=m_name, coupling=g_name, level="90%", dof=1)
     return res, masses, lim, open_top
+
+
+
+# -------------------------------------------------------------------------------------- command line
+def make_parser(doc, *, num_samples=1000, num_warmup=500, num_chains=2):
+    """numpyro-examples style options: --num-samples/--num-warmup/--num-chains/--seed/--out/--quick/--no-plots."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.strip().splitlines()[0], epilog=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-samples", type=int, default=num_samples, help=f"NUTS draws per chain (default {num_samples})")
+    p.add_argument("--num-warmup", type=int, default=num_warmup, help=f"NUTS warmup steps per chain (default {num_warmup})")
+    p.add_argument("--num-chains", type=int, default=num_chains, help=f"NUTS chains (default {num_chains})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default out_<script name>)")
+    p.add_argument("--quick", action="store_true", help="smaller grids and fewer fit starts (CI smoke test)")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures")
+    return p
+
+
+def setup(args, script):
+    """float64, matplotlib Agg, checked sampler counts; creates and returns the output folder."""
+    import matplotlib
+
+    import cevnsjax as cj
+
+    matplotlib.use("Agg")
+    cj.enable_x64()
+    for name in ("num_samples", "num_chains"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.num_warmup < 0:
+        raise SystemExit(f"--num-warmup must be >= 0, got {args.num_warmup}")
+    out = Path(args.out or f"out_{Path(script).stem}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def main(args):

@@ -6,6 +6,7 @@ The CLI runs in-process (``cevnsjax.cli.main``); each case states the words its 
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cevnsjax.cli import main
@@ -40,9 +41,9 @@ SPEC_CASES = [
     ("days_zero", [("live_days = 66.68", "live_days = 0")], ["exposure.live_days", "> 0"]),
     ("days_inf", [("live_days = 66.68", "live_days = inf")], ["exposure.live_days"]),
     ("unknown_element", [('formula = "Ge"', 'formula = "Xq"')], ["target.formula", "Xq"]),
-    ("quenching_k_zero", [("k = 0.162", "k = 0.0")], ["detector.quenching.k", "0.0"]),
-    ("quenching_k_negative", [("k = 0.162", "k = -0.2")], ["detector.quenching.k", "-0.2"]),
-    ("quenching_k_string", [("k = 0.162", 'k = "low"')], ["detector.quenching.k"]),
+    ("quenching_k_zero", [("\nk = 0.162", "\nk = 0.0")], ["detector.quenching.k", "0.0"]),
+    ("quenching_k_negative", [("\nk = 0.162", "\nk = -0.2")], ["detector.quenching.k", "-0.2"]),
+    ("quenching_k_string", [("\nk = 0.162", '\nk = "low"')], ["detector.quenching.k"]),
     ("quenching_model", [('model = "lindhard"', 'model = "lindhart"')], ["detector.quenching.model", "lindhard"]),
     ("efficiency_above_one", [("[detector.resolution]", '[detector.efficiency]\nmodel = "constant"\nvalue = 1.5\n\n'
                                                          "[detector.resolution]")], ["detector.efficiency.value", "1.5"]),
@@ -77,6 +78,18 @@ SPEC_CASES = [
     ("smearing_step", [("[detector.quenching]", "smearing_step = 0.01\n\n[detector.quenching]")], ["smearing_step"]),
     ("efficiency_subbins", [("[detector.quenching]", "efficiency_subbins = 0\n\n[detector.quenching]")],
      ["efficiency_subbins"]),
+    ("quenching_not_table", [('[detector.quenching]\nmodel = "lindhard"\nk = 0.162', "quenching = 0.16")],
+     ["detector.quenching", "must be a table"]),
+    ("background_single_brackets", [("[[background]]", "[background]")], ["[[background]]"]),
+    ("bins_start_text", [("start = 0.21", 'start = "low"')], ["detector.bins.start", "low"]),
+    ("edges_text", [("bins = { start = 0.21, stop = 1.01, n = 40 }", 'edges = ["a", "b"]')], ["detector.edges"]),
+    ("grid_bins_text", [("n_bins = 120", 'n_bins = "many"')], ["recoil_grid.n_bins", "many"]),
+    ("constant_quenching_above_one", [('model = "lindhard"\nk = 0.162', 'model = "constant"\nvalue = 2.0')],
+     ["detector.quenching.value", "2.0"]),
+    ("polynomial_text", [('model = "lindhard"\nk = 0.162', 'model = "polynomial"\ncoefficients = "x"')],
+     ["detector.quenching.coefficients"]),
+    ("template_counts_negative", [("[[background]]", '[[background]]\ntype = "template"\nname = "t"\n'
+                                   "counts = [-1.0]\n\n[[background]]")], ["background[0].counts"]),
 ]
 
 
@@ -120,7 +133,7 @@ def test_bad_data_file(tmp_path, capsys, name, table, words):
 
 def test_data_folder_missing_files(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CEVNSJAX_DATA", str(tmp_path))  # an empty data folder
-    _expect_one_line_error(["predict", "dresden_ii"], capsys, "dresden_ii")
+    _expect_one_line_error(["predict", "dresden_ii"], capsys, "not found", str(tmp_path))
 
 
 # ------------------------------------------------------------------------------------------ CLI flags
@@ -208,3 +221,95 @@ def test_predict_json_never_holds_nan(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text)["totals"]["signal"] > 0
+
+
+# ------------------------------------------------------------------------------------------ NUTS
+def _bounded_model(obs=None):
+    import numpyro
+    import numpyro.distributions as dist
+
+    x = numpyro.sample("x", dist.Uniform(0.0, 1.0))
+    numpyro.sample("y", dist.Normal(x, 0.3), obs=obs)
+
+
+def test_nuts_starts_off_a_prior_bound():
+    import jax.numpy as jnp
+
+    from cevnsjax.stats.infer import interior_init, run_nuts
+
+    obs = jnp.asarray([0.05, 0.0, 0.1])
+    moved = interior_init(_bounded_model, {"x": 0.0}, obs=obs)
+    assert float(moved["x"]) == pytest.approx(1e-3)  # 1e-3 of the interval width inside
+    assert float(interior_init(_bounded_model, {"x": 1.0}, obs=obs)["x"]) == pytest.approx(1 - 1e-3)
+    assert float(interior_init(_bounded_model, {"x": 0.4}, obs=obs)["x"]) == 0.4  # inside: unchanged
+    # an MLE on the bound (x = 0) as the start: NUTS used to stop with "Cannot find valid initial parameters"
+    res = run_nuts(_bounded_model, obs=obs, num_warmup=300, num_samples=500, num_chains=2, progress_bar=False,
+                   init_values={"x": 0.0}, num_prior_samples=0, posterior_predictive=False)
+    assert res.attrs["converged"] is True
+    x = np.asarray(res.groups["posterior"]["x"])
+    assert np.all((x > 0) & (x < 1)) and np.isfinite(x).all()
+
+
+def test_unconverged_nuts_warns_naming_the_test():
+    import jax.numpy as jnp
+
+    from cevnsjax.stats.infer import ConvergenceWarning, convergence_report, run_nuts
+
+    with pytest.warns(ConvergenceWarning, match=r"ess_bulk\[x\] = \d+ \(need > 100\)"):
+        res = run_nuts(_bounded_model, obs=jnp.asarray([0.3]), num_warmup=5, num_samples=8, num_chains=1,
+                       progress_bar=False, num_prior_samples=0, posterior_predictive=False)
+    rep = convergence_report(res)
+    assert not rep["converged"] and rep["failures"] and res.attrs["converged"] is False
+    assert any(f.startswith("ess_bulk[x]") for f in rep["failures"]) and rep["ess_bulk_min"]["x"] <= 100
+
+
+def test_fit_strict_fails_an_unconverged_nuts(tmp_path, capsys):
+    import json
+
+    args = ["fit", "conus", "--out", str(tmp_path), "--asimov", "--num-samples", "10", "--num-warmup", "10",
+            "--num-chains", "1", "--prior", "signal_scale=uniform:0:3", "--prior", "bkg.flat.rate=uniform:0:30"]
+    assert main(args + ["--strict"]) == 3
+    err = capsys.readouterr().err
+    assert "warning: NUTS did not converge: " in err and "ess_bulk[" in err and "Traceback" not in err
+    rep = json.loads((tmp_path / "fit.json").read_text())
+    assert rep["nuts"]["converged"] is False and any("ess_bulk" in f for f in rep["nuts"]["failures"])
+
+
+# ------------------------------------------------------------------------------------------ objects
+def test_model_objects_refuse_implausible_numbers_but_not_tracers():
+    import jax
+
+    from cevnsjax.detector.backgrounds import Flat
+    from cevnsjax.detector.quenching import Lindhard, ModifiedLindhard
+    from cevnsjax.detector.response import ConstantEfficiency
+
+    for bad in (0.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="k=.* must be finite and > 0"):
+            Lindhard(32.0, 72.63, k=bad)
+        with pytest.raises(ValueError, match="k=.* must be finite and > 0"):
+            ModifiedLindhard(32.0, 72.63, k=bad)
+    with pytest.raises(ValueError, match=r"value=1.5 must lie in \(0, 1\]"):
+        ConstantEfficiency(1.5)
+    with pytest.raises(ValueError, match="rate=nan must be finite and >= 0"):
+        Flat(float("nan"))
+    with pytest.raises(ValueError, match="rate=-2.0"):
+        Flat(-2.0)
+    # under jit and grad the fields are tracers: no check there (a scan may cross any value)
+    q = jax.jit(lambda k: Lindhard(32.0, 72.63, k=k).Q(1.0))(0.157)
+    np.testing.assert_allclose(float(q), 0.17099, rtol=1e-4)  # the docstring's Ge value
+    assert np.isfinite(float(jax.grad(lambda r: Flat(r).counts(np.array([0.0, 1.0]), 2.0)[0])(1.0)))
+
+
+def test_a_parameter_under_two_names_is_an_error_also_under_jit():
+    import jax
+
+    from cevnsjax.experiment import apply, check_names
+    from cevnsjax.io.spec import load_preset
+
+    exp = load_preset("conus", with_data=False)
+    theta = exp.defaults
+    with pytest.raises(ValueError, match="'quenching.k' is given twice, as 'k' and 'quenching.k'"):
+        check_names(["k", "quenching.k"], theta, (), exp)
+    with pytest.raises(ValueError, match="given twice"):
+        jax.jit(lambda a, b: apply(theta, {"k": a, "quenching.k": b}).quenching.k)(0.1, 0.2)
+    assert float(jax.jit(lambda a: apply(theta, {"k": a}).quenching.k)(0.2)) == pytest.approx(0.2)

@@ -42,6 +42,11 @@ def test_demo_tiny(tmp_path):
             "summary.json"} <= names
     rep = json.loads((tmp_path / "summary.json").read_text())
     assert set(rep["parameters"]) == {"k", "q", "flux_norm", "g_zprime", "bkg.flat.rate"}
+    # 20 draws of one chain cannot reach a bulk ESS of 100: no limit is stated, and the summary says why
+    assert rep["converged"] is False and rep["g_zprime_abs_90pc_upper_limit"] is None
+    assert any(f.startswith("ess_bulk[") for f in rep["convergence_failures"])
+    text = (tmp_path / "summary.txt").read_text()
+    assert "no limit on |g_zprime|: NUTS did not converge (" in text and "90% credible" not in text
 
 
 def test_scan_cli_resumes_and_finds_truth(tmp_path):

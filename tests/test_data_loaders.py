@@ -324,7 +324,7 @@ def test_lar_yaml_bad_indentation(data_dir, tmp_path):
     folder = _copy(data_dir, "coherent_lar_2020", tmp_path)
     f = folder / "LArParametersAnlA.yaml"
     _replace_line(f, 3, "      value: 13.8")  # deeper than its sibling keys
-    with pytest.raises(ValueError, match=_names(f, 3) + " unexpected indentation"):
+    with pytest.raises(ValueError, match=_names(f, 3) + " mapping values are not allowed here"):
         load_coherent_lar_2020(folder)
 
 

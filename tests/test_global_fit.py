@@ -48,8 +48,9 @@ def _draw(gm, rng):
 
 
 def _singles(gm):
-    import cevnsjax as cj
     import global_fit as G
+
+    import cevnsjax as cj
 
     return {a.experiment.name: cj.JointModel([a], shared=G.physics_priors(G.PHYSICS)) for a in gm.analyses}
 
@@ -81,7 +82,7 @@ def test_global_likelihood_is_the_sum_of_the_single_experiment_ones(gm):
     for _ in range(4):
         v = _draw(gm, rng)
         total = float(gm.minus2lnL(v, obs))
-        parts = {n: float(G._m2(m, _local(v, n), {n: obs[n]})) for n, m in singles.items()}
+        parts = {n: float(G.m2lnL(m, _local(v, n), {n: obs[n]})) for n, m in singles.items()}
         assert all(np.isfinite(p) and p > 0 for p in parts.values()), parts
         assert total == pytest.approx(sum(parts.values()), rel=1e-10, abs=1e-8), (total, parts)
 
@@ -95,7 +96,7 @@ def test_tied_radius_moves_only_csi(gm):
     v[G.RN_SITE] = 0.0
     w = dict(v, **{G.RN_SITE: 1.5})
     for n, m in singles.items():
-        a, b = (float(G._m2(m, _local(x, n), {n: obs[n]})) for x in (v, w))
+        a, b = (float(G.m2lnL(m, _local(x, n), {n: obs[n]})) for x in (v, w))
         if n in G.CSI:
             assert abs(a - b) > 1e-3, n  # a 1.5 fm larger radius suppresses the CsI rate visibly
         else:

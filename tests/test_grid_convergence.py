@@ -1,6 +1,6 @@
 """The recoil grids of the sub-keV Ge set-ups are converged: lowering the floor and refining the grid moves the
 predicted counts by < 1e-4 (Dresden-II preset; the 2104.01811 mimicry scenario of
-``models/qf_mimics_new_physics.py``).
+``models/qf_mimics_new_physics.py``, spec in ``cevnsjax.analyses.qf_mimics``).
 
 Why the floor matters: the Gaussian resolution is renormalised to E_ee >= 0, so a recoil of a few eVnr
 (E_ee ~ 0) still lands in the >= 0.2 keVee bins with P = 2 (1 - Phi(0.2 / 0.0685)) ~ 0.35 %, and the
@@ -11,9 +11,7 @@ reactor recoil spectrum is flat down to E_R ~ 0: the counts lost below a floor E
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +21,6 @@ import cevnsjax as cj
 from cevnsjax.experiment import predict
 from cevnsjax.io.spec import experiment_from_spec
 
-ROOT = Path(__file__).resolve().parents[1]
 RTOL = 1e-4  # the issue's convergence criterion, on the total and on every bin (relative to the total)
 
 
@@ -71,22 +68,13 @@ def test_dresden_ii_former_floor_lost_counts(dresden):
     assert p_lo * n_below * 0.9 < lost < p_hi * n_below * 1.1
 
 
-@pytest.fixture(scope="module")
-def mimic_module():
-    spec = importlib.util.spec_from_file_location("qf_mimics_new_physics", ROOT / "models" / "qf_mimics_new_physics.py")
-    mod = importlib.util.module_from_spec(spec)
-    import sys
-
-    sys.path.insert(0, str(ROOT / "models"))
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.parametrize("qf", [{"model": "lindhard", "k": 0.157},
                                 {"model": "modified_lindhard", "k": 0.153, "q": -15e-5}])
-def test_qf_mimics_grid_converged(mimic_module, qf):
+def test_qf_mimics_grid_converged(qf):
+    from cevnsjax.analyses.qf_mimics import spec
+
     cj.enable_x64()
-    exp = experiment_from_spec(mimic_module.spec(qf))
+    exp = experiment_from_spec(spec(qf))
     g = exp.recoil_grid
     ours = _counts(exp)
     ref = _counts(exp, (g.min_keV / 100, g.max_keV, 6 * g.n_bins, 2 * g.nodes_per_bin))

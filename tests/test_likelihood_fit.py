@@ -89,10 +89,10 @@ def ge():
 
     def nll2(p, n):
         traces.append(1)  # runs only while JAX traces
-        return -poisson_log_likelihood(n, mu(p), saturated=True)
+        return -2.0 * poisson_log_likelihood(n, mu(p), saturated=True)  # -2 ln L
 
     def nll3(p, n):
-        return nll2(p, n) - gaussian_constraint(p["norm"], 1.0, 0.1)
+        return nll2(p, n) - 2.0 * gaussian_constraint(p["norm"], 1.0, 0.1)
 
     truth = {"s2w": 0.2386, "bkg": 1.0}
     n = np.random.default_rng(7).poisson(np.asarray(mu(truth))).astype(float)
@@ -117,7 +117,7 @@ def test_mle_matches_brute_force_grid(ge, fit2):
     i, j = np.unravel_index(np.argmin(grid), S.shape)
     assert abs(fit2.best_fit["s2w"] - s[i]) <= s[1] - s[0]
     assert abs(fit2.best_fit["bkg"] - b[j]) <= b[1] - b[0]
-    assert fit2.nll <= float(np.min(grid)) + 1e-9
+    assert fit2.minus2lnL <= float(np.min(grid)) + 1e-9
     # -2 lnL with the saturated constant is a chi^2-like goodness of fit: 16 dof here
     assert 0 < fit2.minus2lnL < stats.chi2.isf(1e-4, 16)
 
@@ -131,7 +131,7 @@ def test_hessian_errors_match_finite_differences(ge, fit2):
         for c in range(2):
             ea, ec = np.eye(2)[a] * h[a], np.eye(2)[c] * h[c]
             H[a, c] = (f(x0 + ea + ec) - f(x0 + ea - ec) - f(x0 - ea + ec) + f(x0 - ea - ec)) / (4 * h[a] * h[c])
-    cov = np.linalg.inv(H)
+    cov = np.linalg.inv(H / 2)  # H: Hessian of -2 ln L
     # central differences: truncation O(h^2 f'''') and rounding ~1e-16 |f| / h^2 -> ~1e-5 relative
     np.testing.assert_allclose(fit2.covariance, cov, rtol=1e-4)
     np.testing.assert_allclose(list(fit2.errors.values()), np.sqrt(np.diag(cov)), rtol=1e-4)
@@ -144,8 +144,8 @@ def test_linear_gaussian_analytic_covariance():
     C = L @ L.T + np.diag(rng.uniform(0.5, 1.5, 12))
     x_true = np.array([1.0, -2.0, 0.5])
     y = A @ x_true + rng.multivariate_normal(np.zeros(12), C)
-    nll = lambda p, y_: 0.5 * gaussian_chi2(y_, A @ p["x"], cov=C)
-    # one element per transform: two-sided (sigmoid), open, upper only (softplus)
+    nll = lambda p, y_: gaussian_chi2(y_, A @ p["x"], cov=C)  # -2 ln L
+    # two-sided, open and upper-only bounds (projection keeps the problem quadratic)
     bounds = {"x": (np.array([-50.0, -np.inf, -np.inf]), np.array([50.0, np.inf, 40.0]))}
     res = fit.minimize(nll, {"x": np.zeros(3)}, y, bounds=bounds)
     Ci = np.linalg.inv(C)
@@ -153,7 +153,7 @@ def test_linear_gaussian_analytic_covariance():
     xhat = cov @ A.T @ Ci @ y
     assert res.converged, res
     np.testing.assert_allclose(res.params["x"], xhat, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(res.covariance, cov, rtol=1e-6)  # Hessian in the original parametrisation
+    np.testing.assert_allclose(res.covariance, cov, rtol=1e-6)  # (H/2)^-1 of chi^2
     assert res.names == ("x[0]", "x[1]", "x[2]")
     # Gaussian Fisher matrix J^T C^-1 J is the same inverse covariance
     F = fit.fisher_matrix(lambda p: A @ p["x"], {"x": xhat}, cov=C)
@@ -177,8 +177,8 @@ def test_profile_minimum_equals_mle(ge, prof3):
     assert best.converged, best
     s_hat, e = best.best_fit["s2w"], best.errors["s2w"]
     assert prof.converged.all()
-    assert prof.nll[12] == pytest.approx(best.nll, abs=1e-8)
-    assert np.all(prof.nll >= best.nll - 1e-9)
+    assert prof.minus2lnL[12] == pytest.approx(best.minus2lnL, abs=1e-8)
+    assert np.all(prof.minus2lnL >= best.minus2lnL - 1e-9)
     np.testing.assert_allclose(prof.nuisance[12], [best.best_fit["bkg"], best.best_fit["norm"]], rtol=1e-5)
     # near-Gaussian: the Delta chi^2 = 1 interval matches the Hessian error (to ~ the skewness, few %)
     lo, hi = prof.interval(0.6827)
@@ -187,22 +187,24 @@ def test_profile_minimum_equals_mle(ge, prof3):
     b_hat, eb = best.best_fit["bkg"], best.errors["bkg"]
     g1, g2 = s_hat + e * np.array([-2, -1, 0, 1, 2.0]), b_hat + eb * np.array([-2, -1, 0, 1, 2.0])
     g1[2], g2[2] = s_hat, b_hat
-    p2 = fit.profile(ge["nll3"], best, ["s2w", "bkg"], (g1, g2), ge["n"], bounds=b)
-    assert p2.nll.shape == (5, 5) and p2.converged.all()
-    assert p2.nll[2, 2] == pytest.approx(best.nll, abs=1e-8)
+    pts = np.stack([m.ravel() for m in np.meshgrid(g1, g2, indexing="ij")], -1)  # (25, 2) points
+    p2 = fit.profile(ge["nll3"], best, ["s2w", "bkg"], pts, ge["n"], bounds=b)
+    assert p2.minus2lnL.shape == (25,) and p2.converged.all()
+    assert p2.minus2lnL[12] == pytest.approx(best.minus2lnL, abs=1e-8)
     assert p2.minimum() == {"s2w": s_hat, "bkg": b_hat}
     # Gaussian value of the 2-D Delta chi^2 at (s_hat +- sigma_s, b_hat): 1 / (1 - rho_sb^2); the two
     # sides differ by the skewness (rate ~ Q_W^2, s2w partly degenerate with the norm), so average them
     rho = best.correlation[0, 1]
-    assert 0.5 * (p2.delta_chi2[3, 2] + p2.delta_chi2[1, 2]) == pytest.approx(1 / (1 - rho**2), rel=0.03)
+    d2 = p2.delta_chi2.reshape(5, 5)
+    assert 0.5 * (d2[3, 2] + d2[1, 2]) == pytest.approx(1 / (1 - rho**2), rel=0.03)
 
 
 def test_fisher_equals_asimov_hessian_and_widths(ge):
     truth = ge["truth"]
     F = fit.fisher_matrix(ge["mu"], truth)
     mu0 = ge["mu"](truth)
-    H, _ = fit.hessian_covariance(lambda p: -poisson_log_likelihood(asimov(mu0), ge["mu"](p)), truth)
-    np.testing.assert_allclose(F.matrix, H, rtol=1e-8)
+    H, _ = fit.hessian_covariance(lambda p: -2 * poisson_log_likelihood(asimov(mu0), ge["mu"](p)), truth)
+    np.testing.assert_allclose(F.matrix, H / 2, rtol=1e-8)
     res = fit.minimize(ge["nll2"], {"s2w": 0.25, "bkg": 1.3}, np.asarray(mu0), bounds=B2, n_starts=3)  # cached
     np.testing.assert_allclose([res.best_fit["s2w"], res.best_fit["bkg"]], [0.2386, 1.0], rtol=1e-6)
     np.testing.assert_allclose(list(res.errors.values()), list(F.errors.values()), rtol=1e-6)
@@ -225,9 +227,9 @@ def test_significance_and_nested_test(ge, fit2):
     # null hypothesis sin^2 theta_W = 0.30 (background profiled) against the free fit
     lrt = fit.likelihood_ratio_test(ge["nll2"], {"s2w": 0.25, "bkg": 1.0}, {"s2w": 0.30}, ge["n"], bounds=B2, n_starts=3)
     assert lrt.null.free_names == ("bkg",) and lrt.null.best_fit["s2w"] == 0.30
-    assert lrt.alt.nll == pytest.approx(fit2.nll, abs=1e-9)
+    assert lrt.alt.minus2lnL == pytest.approx(fit2.minus2lnL, abs=1e-9)
     t = fit.compare(lrt.null, fit2)
-    assert t.dof == 1 and t.delta_chi2 == pytest.approx(2 * (lrt.null.nll - fit2.nll))
+    assert t.dof == 1 and t.delta_chi2 == pytest.approx(lrt.null.minus2lnL - fit2.minus2lnL)
     assert t.delta_chi2 == pytest.approx(lrt.delta_chi2, rel=1e-6)
     assert t.significance == pytest.approx(np.sqrt(t.delta_chi2))
     with pytest.raises(ValueError, match="more free parameters"):
@@ -237,27 +239,33 @@ def test_significance_and_nested_test(ge, fit2):
 def test_multistart_finds_global_minimum_and_bounds():
     # double well with the start in the wrong (higher) basin
     nll = lambda p: (p["x"] ** 2 - 1.0) ** 2 + 0.3 * p["x"] + 0.0 * p["y"] ** 2 + (p["y"] - 0.5) ** 2
-    many = fit.minimize(nll, {"x": 1.0, "y": 0.0}, bounds={"x": (-3, 3)}, n_starts=8, adam_steps=0, hessian=False)
+    many = fit.minimize(nll, {"x": 1.0, "y": 0.0}, bounds={"x": (-3, 3)}, n_starts=8, hessian=False)
     # start 0 is the given point: it ends in the local minimum near x = +0.96
-    assert many.start_nll[0] > many.nll + 0.5 and many.best_fit["x"] == pytest.approx(-1.036, abs=2e-3)
-    assert len(many.start_nll) == 8
+    assert many.start_minus2lnL[0] > many.minus2lnL + 0.5 and many.best_fit["x"] == pytest.approx(-1.036, abs=2e-3)
+    assert len(many.start_minus2lnL) == 8
     # an MLE at a bound: reported, flagged, not a crash
     at = fit.minimize(lambda p: (p["s"] + 1.0) ** 2, {"s": 1.0}, bounds={"s": (0.0, None)}, hessian=False)
     assert at.best_fit["s"] < 1e-4 and "bound" in at.message
 
 
-def test_fit_result_json_roundtrip(tmp_path, fit2, prof3):
-    fit2.save(tmp_path / "fit.json")
-    back = fit.FitResult.load(tmp_path / "fit.json")
+def test_fit_and_profile_results_roundtrip_netcdf(tmp_path, fit2, prof3):
+    from cevnsjax import results
+
+    fit2.save(tmp_path / "fit.nc")
+    back = results.load(tmp_path / "fit.nc")
+    assert isinstance(back, fit.FitResult) and back.minus2lnL == fit2.minus2lnL
     assert back.names == fit2.names and back.converged == fit2.converged and back.n_iter == fit2.n_iter
     np.testing.assert_array_equal(back.values, fit2.values)
     np.testing.assert_array_equal(back.covariance, fit2.covariance)
     assert back.params == fit2.params and back.errors == fit2.errors
     prof = prof3[1]
-    prof.save(tmp_path / "p.json")
-    p2 = fit.ProfileResult.load(tmp_path / "p.json")
-    np.testing.assert_array_equal(p2.nll, prof.nll)
-    assert p2.names == ("s2w",)
+    prof.save(tmp_path / "p.nc")
+    p2 = results.load(tmp_path / "p.nc")
+    np.testing.assert_array_equal(p2.minus2lnL, prof.minus2lnL)
+    np.testing.assert_array_equal(p2.values, prof.values)
+    assert p2.names == ("s2w",) and p2.interval() == prof.interval()
+    with pytest.raises(ValueError, match="ProfileResult"):
+        fit.FitResult.load(tmp_path / "p.nc")
 
 
 def test_no_recompile_with_new_data(ge, fit2):
@@ -268,13 +276,13 @@ def test_no_recompile_with_new_data(ge, fit2):
 
 def test_errors_name_valid_choices():
     nll = lambda p: p["a"] ** 2 + p["b"] ** 2
-    with pytest.raises(ValueError, match=r"unknown parameter.*'c'.*valid parameters: \['a', 'b'\]"):
+    with pytest.raises(ValueError, match=r"unknown bounded parameter 'c'.*Valid choices: a, b"):
         fit.minimize(nll, {"a": 1.0, "b": 1.0}, bounds={"c": (0, 1)})
     with pytest.raises(ValueError, match="lo < hi"):
         fit.minimize(nll, {"a": 1.0, "b": 1.0}, bounds={"a": (2, 1)})
     with pytest.raises(ValueError, match="outside its bounds"):
         fit.minimize(nll, {"a": 5.0, "b": 1.0}, bounds={"a": (0, 1)})
-    with pytest.raises(ValueError, match=r"valid choices: \['a', 'b'\]"):
+    with pytest.raises(ValueError, match=r"unknown fixed parameter 'z'.*Valid choices: a, b"):
         fit.minimize(nll, {"a": 1.0, "b": 1.0}, fixed=["z"])
     with pytest.raises(TypeError, match="dict"):
         fit.minimize(nll, [1.0, 2.0])
@@ -313,3 +321,17 @@ def test_allowed_intervals_finds_every_island():
     exact = allowed_intervals(x, d, thr, crossing=lambda i, o: seen.append((i, o)) or float(x[i]))
     assert len(seen) == 4 and all(abs(i - o) == 1 and d[i] < thr <= d[o] for i, o in seen)
     assert exact[0][0] == x[seen[0][0]]
+
+
+def test_no_retrace_for_new_fixed_set_or_profile_value(ge, fit2):
+    # fixed parameters, bounds and profile values are data of the one compiled solver
+    k = len(ge["traces"])
+    held = fit.minimize(ge["nll2"], {"s2w": 0.24, "bkg": 1.0}, ge["n"], bounds=B2, n_starts=3, fixed=["s2w"])
+    held2 = fit.minimize(ge["nll2"], {"s2w": 0.24, "bkg": 1.0}, ge["n"], bounds=B2, n_starts=3, fixed={"bkg": 1.1})
+    assert len(ge["traces"]) == k
+    assert held.free_names == ("bkg",) and held2.free_names == ("s2w",) and held2.best_fit["bkg"] == 1.1
+    assert held.minus2lnL >= fit2.minus2lnL - 1e-9 and held2.minus2lnL >= fit2.minus2lnL - 1e-9
+    fit.profile(ge["nll2"], fit2, "s2w", [0.22, 0.24], ge["n"], bounds=B2)
+    k = len(ge["traces"])
+    p = fit.profile(ge["nll2"], fit2, "bkg", [0.9, 1.0, 1.1], ge["n"], bounds=B2)
+    assert len(ge["traces"]) == k and p.converged.all()

@@ -32,7 +32,7 @@ def test_nll_is_deviance_and_minimum_at_truth_on_asimov(model):
     truth = {"sin2_theta_w": 0.2386, "flux_norm": 1.0, "bkg.flat.rate": 2.0}
     obs = model.asimov(truth)
     # on Asimov data the deviance is zero at the truth and every constraint is at its centre
-    np.testing.assert_allclose(float(model.nll(truth, obs)), 0.0, atol=1e-9)
+    np.testing.assert_allclose(float(model.minus2lnL(truth, obs)), 0.0, atol=1e-9)
     fit = model.fit(obs=obs, n_starts=3)
     assert fit.converged
     for k, v in truth.items():
@@ -48,18 +48,18 @@ def test_mle_matches_brute_force_grid(model):
     s = np.linspace(fit.params["sin2_theta_w"] - 0.02, fit.params["sin2_theta_w"] + 0.02, 41)
     f = np.linspace(fit.params["flux_norm"] - 0.1, fit.params["flux_norm"] + 0.1, 41)
     S, F = np.meshgrid(s, f, indexing="ij")
-    grid = jax.vmap(lambda a, b: model.nll({"sin2_theta_w": a, "flux_norm": b, "bkg.flat.rate": 2.0}, obs))(
+    grid = jax.vmap(lambda a, b: model.minus2lnL({"sin2_theta_w": a, "flux_norm": b, "bkg.flat.rate": 2.0}, obs))(
         jnp.asarray(S.ravel()), jnp.asarray(F.ravel()))
     i = int(np.argmin(np.asarray(grid)))
     # the grid minimum lies within one grid step of the MLE and is not below it
     assert abs(S.ravel()[i] - fit.params["sin2_theta_w"]) <= s[1] - s[0]
     assert abs(F.ravel()[i] - fit.params["flux_norm"]) <= f[1] - f[0]
-    assert float(grid[i]) >= fit.nll - 1e-9
+    assert float(grid[i]) >= fit.minus2lnL - 1e-9
 
 
 def test_numpyro_model_and_nll_agree(model):
-    # log density of the NumPyro model = -(nll) - priors' normalisation (+ Poisson factorials): the
-    # difference between two parameter points must agree with the nll difference for flat priors.
+    # log density of the NumPyro model = -(minus2lnL)/2 - priors' normalisation (+ Poisson factorials):
+    # the difference between two parameter points must agree with half the -2 ln L difference.
     from numpyro.infer.util import log_density
 
     obs = model.asimov({"sin2_theta_w": 0.2386, "flux_norm": 1.0, "bkg.flat.rate": 2.0})
@@ -67,7 +67,7 @@ def test_numpyro_model_and_nll_agree(model):
     b = {"sin2_theta_w": 0.25, "flux_norm": 1.0, "bkg.flat.rate": 2.0}
     la = log_density(model, (), {"obs": obs}, a)[0]
     lb = log_density(model, (), {"obs": obs}, b)[0]
-    np.testing.assert_allclose(float(la - lb), float(model.nll(b, obs) - model.nll(a, obs)), rtol=1e-9)
+    np.testing.assert_allclose(float(la - lb), 0.5 * float(model.minus2lnL(b, obs) - model.minus2lnL(a, obs)), rtol=1e-9)
 
 
 def test_joint_model_shares_physics_and_names_locals():
@@ -77,8 +77,8 @@ def test_joint_model_shares_physics_and_names_locals():
     assert set(m.priors) == {"g_zprime", "ge1:bkg.flat.rate", "ge2:bkg.flat.rate"}
     truth = {"g_zprime": 2e-5, "ge1:bkg.flat.rate": 1.0, "ge2:bkg.flat.rate": 3.0}
     obs = m.asimov(truth)
-    np.testing.assert_allclose(float(m.nll(truth, obs)), 0.0, atol=1e-9)
-    assert float(m.nll({**truth, "g_zprime": 0.0}, obs)) > 0
+    np.testing.assert_allclose(float(m.minus2lnL(truth, obs)), 0.0, atol=1e-9)
+    assert float(m.minus2lnL({**truth, "g_zprime": 0.0}, obs)) > 0
 
 
 def test_bad_names_and_priors():
@@ -97,3 +97,39 @@ def test_nuts_recovers_truth_quickly(model):
     post = res.groups["posterior"]
     m, s = float(np.mean(post["sin2_theta_w"])), float(np.std(post["sin2_theta_w"]))
     assert abs(m - 0.2386) < 3 * s  # Asimov truth within 3 posterior sigma
+
+
+def test_fit_profile_scan_agree_and_do_not_retrace(model, tmp_path):
+    """The one optimiser core: JointModel.fit with a fixed value, .profile and .scan give the same
+    profiled -2 ln L at the same points (1e-6), and a new fixed set / profile value does not retrace."""
+    from cevnsjax.stats.scan import Axis, Grid
+
+    truth = {"sin2_theta_w": 0.2386, "flux_norm": 1.0, "bkg.flat.rate": 2.0}
+    mu = model.asimov(truth)["ge"]
+    obs = {"ge": jnp.asarray(np.random.default_rng(5).poisson(np.asarray(mu)), float)}
+    axis = Axis("sin2_theta_w", "lin", 0.22, 0.26, 5)
+    best = model.fit(obs=obs)
+    assert best.converged, best
+    prof = model.profile("sin2_theta_w", axis.values, obs=obs, best=best)
+    scan = model.scan(Grid([axis]), obs=obs, progress=False, newton_iters=30)
+    fits = [model.fit(obs=obs, fixed={"sin2_theta_w": v}).minus2lnL for v in axis.values]
+    np.testing.assert_allclose(prof.minus2lnL, fits, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scan.chi2, fits, rtol=0, atol=1e-6)
+    assert set(scan.nuisances) == {"flux_norm", "bkg.flat.rate"}  # profile=None: every other free parameter
+    assert prof.converged.all() and np.all(prof.delta_chi2 >= -1e-9)
+    # trace counting: a Python side effect in the likelihood runs only while JAX traces it
+    calls = []
+    orig = model.minus2lnL
+    model.minus2lnL = lambda values, obs=None: calls.append(1) or orig(values, obs)
+    try:
+        model.fit(obs=obs, fixed=["flux_norm"])
+        n = len(calls)
+        assert n > 0
+        model.fit(obs=obs, fixed={"bkg.flat.rate": 1.5})
+        model.fit(obs=obs, fixed=["sin2_theta_w", "flux_norm"])
+        model.profile("sin2_theta_w", axis.values[:2], obs=obs, best=best)
+        m = len(calls)
+        model.profile("sin2_theta_w", axis.values[2:4], obs=obs, best=best)
+        assert len(calls) == m and m == n  # no new trace for new fixed sets or profile values
+    finally:
+        del model.minus2lnL

@@ -12,8 +12,17 @@ import numpy as np
 import pytest
 
 from cevnsjax.cli import main
-from cevnsjax.io.outdir import (LOCK, MARKER, OutputFolder, OutputFolderError, atomic_path, atomic_write_json,
-                                atomic_write_text, fingerprint, json_safe)
+from cevnsjax.io.outdir import (
+    LOCK,
+    MARKER,
+    OutputFolder,
+    OutputFolderError,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    fingerprint,
+    json_safe,
+)
 
 
 # ------------------------------------------------------------------------------------------ folder rules
@@ -41,6 +50,16 @@ def test_folder_holding_another_run_is_refused_unless_overwrite(tmp_path):
         atomic_write_text(tmp_path / "scan.nc", "x")
     with OutputFolder(tmp_path, "scan", resume=True) as f:
         assert f.resumed and (tmp_path / "scan.nc").exists()
+
+
+def test_scan_folder_without_marker_can_be_resumed(tmp_path):
+    (tmp_path / "chunks").mkdir()  # written by a version without markers
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(OutputFolderError, match="`scan` run.*--resume"):
+        with OutputFolder(tmp_path, "scan"):
+            pass
+    with OutputFolder(tmp_path, "scan", resume=True) as f:
+        assert f.resumed and (tmp_path / "manifest.json").exists()
 
 
 def test_foreign_folder_is_never_cleared(tmp_path):

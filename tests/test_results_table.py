@@ -75,17 +75,49 @@ def test_headline_physics(fresh):
     """Independent of the stored file: the comparisons the table makes still hold."""
     v = {r["id"]: r for r in fresh["rows"]}
     assert 173 - 48 <= v["csi2017_sm"]["value"] <= 173 + 48          # inside the published band
-    assert abs(v["csi2017_fit"]["value"] - 134) < 32                  # within our 1-sigma error
+    f17 = v["csi2017_fit"]                                             # signal strength vs 134/173, within 1 sigma
+    assert abs(f17["value"] - 134 / 173) < f17["extra"]["signal_strength_err"]
+    assert abs(f17["extra"]["roi_fitted"] - 134) < 22 + f17["extra"]["signal_strength_err"] * 173
     assert abs(v["csi2021_sm"]["value"] / 341 - 1) < 0.10
     assert abs(v["lar2020_sm"]["value"] / 128 - 1) < 17 / 128
+    # one coupling convention (tree level) in every row; PDG radiative couplings shown beside. Independent value:
+    # the ratio of weak charges squared, (Z g_p + N g_n)^2 pdg / tree, at sin^2 theta_W = 0.23857 (the form factor
+    # is the same for protons and neutrons in these presets, so it cancels nucleus by nucleus): Cs 1.07302,
+    # I 1.07341, 40Ar 1.07698. Tolerance 1e-3: the CsI row mixes Cs and I, 36Ar (0.3 %) moves Ar by < 3e-5.
+    from cevnsjax.physics.couplings import PDGRadiative, TreeLevel
+
+    def qw2_ratio(Z, N, s2w=0.23857):
+        (pp, pn), (tp, tn) = PDGRadiative()(s2w), TreeLevel()(s2w)
+        return ((Z * pp + N * pn) / (Z * tp + N * tn)) ** 2
+
+    csi, ar = (qw2_ratio(55, 78), qw2_ratio(53, 74)), (qw2_ratio(18, 22), qw2_ratio(18, 22))
+    for rid, (lo, hi) in {"csi2017_sm": csi, "csi2021_sm": csi, "cicenns_events": csi, "lar2020_sm": ar}.items():
+        r = v[rid]["extra"]["pdg_couplings"] / v[rid]["value"]
+        assert lo - 1e-3 < r < hi + 1e-3, (rid, r)
+    lar = v["lar2020_fit"]                                             # 159 +- 43 fitted (COHERENT)
+    assert abs(lar["value"] - 159) < 43 and lar["extra"]["signal_strength"] > 0
     assert v["dresden_flux"]["value"] == pytest.approx(4.8e13, rel=2e-3)
     assert v["dresden_q"]["extra"]["q_best"] < 0 and 1.0 < v["dresden_q"]["extra"]["significance_sigma"] < 3.0
+    kq = v["dresden_kq"]["extra"]                                      # 2202.10622 abstract: "2 sigma improvement"
+    assert kq["q_best"] < 0 and 1.5 < kq["significance_sigma"] < 2.5
+    # nested models: standard Lindhard at k = 0.157 is a point of standard Lindhard with k free
+    assert v["dresden_kq"]["value"] >= v["dresden_kq"]["extra"]["delta_chi2_k_free"] - 1e-6
+    mim = v["mimic_2104"]                                              # the scalar mimics; the SM does not
+    assert mim["value"] < 0.01 * mim["extra"]["chi2_sm"] and mim["extra"]["chi2_zprime"] < 0.1 * mim["extra"]["chi2_sm"]
     assert v["cicenns_events"]["value"] == pytest.approx(2500, rel=0.1)
     assert v["cicenns_events"]["extra"]["coherent_talk_flux"] == pytest.approx(306, rel=0.1)
+    # like for like: COHERENT's configuration x 1.16 beam-years against the SM expectation 341 (+-13 %)
+    assert v["cicenns_events"]["extra"]["coherent_exposure_sm"] == pytest.approx(341, rel=0.13)
     assert 5.0 < v["cicenns_precision"]["value"] < 10.0
+    p = v["cicenns_precision"]["extra"]                                # the breakdown adds up (quadrature, each alone)
+    assert max(p[f"{w}_percent"] for w in ("flux", "qf", "acc", "brn")) > p["stat_only_percent"] / 2
     assert v["texono_yields"]["value"] == pytest.approx(7.2434, rel=1e-12)
     for s in (1, 2):
         assert 1.0 < v[f"unfold_s{s}"]["value"] < 2.0                   # a meaningful upper bound
     assert v["unfold_s3"]["value"] > 3.0                               # beta ~ 20 separates the capture branch
     assert v["unfold_s3"]["extra"]["z_physical"] < 1.5                 # ... the physical beta does not:
     assert v["unfold_s3"]["extra"]["bins_overlapping_physical"] == 10  # the bands overlap in every bin
+    b = v["unfold_beta"]                                               # the paper's beta scale (V = diag(n))
+    assert 20 < b["value"] < 2000                                      # beta = 20: within a decade below the balance
+    assert b["extra"]["beta_z3"] < 20 < b["value"]
+    assert b["extra"]["beta_z3"] > v["unfold_s3"]["extra"]["beta_physical"]  # the physical beta does not separate

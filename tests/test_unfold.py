@@ -169,12 +169,17 @@ def test_scenario3_beta20_separates_capture(scenario3):
 
 
 def test_scenario3_physical_beta_is_smaller(scenario3):
-    # Figure: the median over toys of the physical-criterion beta. Measured with 1000 toys: 6.6e-7, far below
-    # 20; it is set by the data, not by the grid: at the grid's lowest beta (1e-8) only 0.8% of the toys are
-    # positive in every bin. Asserted: < 20 and < 5% positive toys at the bottom of the grid.
+    # Figure: the median over toys of the physical-criterion beta. Measured with 1000 toys: 6.6e-7 (200 toys,
+    # seed 1: 8.7e-7), seven decades below 20; it is set by the data, not by the grid: at the grid's lowest beta
+    # (1e-8) only 0.8% of the toys are positive in every bin. Asserted: within a factor 3 of 6.6e-7 (200 toys
+    # move the median by about one grid step, x1.32; a factor 3 is ~4 steps), so a criterion or scale change
+    # (e.g. V or S normalised differently, which moves beta by decades) fails; < 5% positive toys at the bottom.
     betas, nc, _ = scenario3
-    assert np.median(U.physical_beta(betas, nc)) < 20.0
+    bp = np.median(U.physical_beta(betas, nc))
+    assert 6.6e-7 / 3 < bp < 6.6e-7 * 3
     assert np.mean(np.all(nc[0] > 0, axis=-1)) < 0.05
+    # and the grid's top half does not reach it: the criterion picks an interior beta
+    assert betas[0] < bp < betas[len(betas) // 2]
 
 
 def test_scenario3_bands_overlap_at_physical_beta(scenario3):

@@ -14,6 +14,8 @@ returns expected counts per observable bin:
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 import jax
@@ -44,6 +46,12 @@ class Flat(Background):
 
     rate: float
     name: str = _static(default="flat")
+
+    def __post_init__(self):  # Python numbers only: jit and grad rebuild the pytree with tracers
+        r = self.rate
+        if isinstance(r, (int, float)) and not isinstance(r, bool) and not (math.isfinite(r) and r >= 0):
+            raise ValueError(f"Flat background {self.name!r}: rate={r!r} must be finite and >= 0 "
+                             "[counts / (unit kg day)]")
 
     def counts(self, edges, exposure_kg_day):
         e = jnp.asarray(edges)

@@ -104,6 +104,13 @@ def _lindhard_part(k, Z, E):
     return jnp.where(pos, kg / (1.0 + kg), 0.0), eps, pos
 
 
+def _check_k(model: str, k) -> None:
+    """Refuse a Python-number k <= 0 or non-finite (arrays and tracers pass: jit, grad and scans rebuild
+    the model with them, and a scan may cross any value)."""
+    if isinstance(k, (int, float)) and not isinstance(k, bool) and not (math.isfinite(k) and k > 0):
+        raise ValueError(f"{model}: k={k!r} must be finite and > 0 (Ge ~0.16; None = 0.133 Z^(2/3) A^(-1/2))")
+
+
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class Lindhard(QuenchingModel):
@@ -121,6 +128,7 @@ class Lindhard(QuenchingModel):
     def __post_init__(self):
         if not (isinstance(self.Z, (int, float)) and self.Z > 0 and isinstance(self.A, (int, float)) and self.A > 0):
             raise ValueError(f"Lindhard: Z={self.Z!r} and A={self.A!r} must be positive numbers (A in u)")
+        _check_k("Lindhard", self.k)
 
     @property
     def k_value(self):
@@ -165,6 +173,7 @@ class ModifiedLindhard(QuenchingModel):
             raise ValueError(f"ModifiedLindhard: q_max={self.q_max!r} must be finite and > 0, or None (no cap)")
         if not (math.isfinite(self.cap_width) and self.cap_width >= 0):
             raise ValueError(f"ModifiedLindhard: cap_width={self.cap_width!r} must be finite and >= 0 (0 = hard cap)")
+        _check_k("ModifiedLindhard", self.k)
 
     def Q_raw(self, E_R_keV):
         """Uncapped, unclipped k g/(1+k g) - q/eps (E_R > 0 only; the E_R->0 limit elsewhere)."""

@@ -12,6 +12,8 @@ Dresden-II Ge resolution (Colaresi et al. arXiv:2202.09672 as coded in LeireLari
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 import jax
@@ -357,6 +359,11 @@ class ConstantEfficiency:
     """A constant efficiency ``value`` (traced) in the observable."""
 
     value: float
+
+    def __post_init__(self):  # Python numbers only: jit and grad rebuild the pytree with tracers
+        v = self.value
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and 0 < v <= 1):
+            raise ValueError(f"ConstantEfficiency: value={v!r} must lie in (0, 1] (a probability)")
 
     def __call__(self, x):
         return jnp.full(jnp.shape(x), 1.0) * self.value

@@ -211,6 +211,8 @@ class OutputFolder:
                 self.previous = json.loads(marker.read_text())
             except (OSError, ValueError):
                 self.previous = {"command": "unknown"}
+        elif (p / "manifest.json").exists() and (p / "chunks").is_dir():  # a scan from before markers existed
+            self.previous = {"command": "scan"}
         held = self._contents()
         if self.previous is not None or held:
             old = (self.previous or {}).get("command")

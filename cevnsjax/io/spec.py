@@ -51,7 +51,7 @@ import numpy as np
 
 from cevnsjax.detector.backgrounds import Exponential, Flat, GaussianLine, Template
 from cevnsjax.io.location import ENV_VAR, data_dir
-from cevnsjax.experiment import (SMEARING, Experiment, ExperimentParams, GammaPE, GaussianResolution, Observable, Observed,
+from cevnsjax.experiment import (MAX_LIVE_DAYS, MAX_MASS_KG, SMEARING, Experiment, ExperimentParams, GammaPE, GaussianResolution, Observable, Observed,
                          PoissonPE, RecoilGrid)
 from cevnsjax.sources import PionDAR, Reactor, ScaledSource
 from cevnsjax.sources.tabulated import TabulatedFlux
@@ -97,13 +97,34 @@ def _num(table, key, where, positive=True, default=None):
         raise SpecError(f"{where}.{key} = {v!r} must be a number")
     if positive and not (np.isfinite(v) and v > 0):
         raise SpecError(f"{where}.{key} = {v!r} must be finite and > 0")
+    if not np.isfinite(v):
+        raise SpecError(f"{where}.{key} = {v!r} must be a finite number")
     return float(v)
 
 
+def _count(table, key, where, default):
+    """A positive integer (a number of bins or nodes)."""
+    v = table.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise SpecError(f"{where}.{key} = {v!r} must be a positive integer")
+    return v
+
+
+def _rate(table, key, where):
+    """A background rate or amplitude: a finite number >= 0."""
+    v = _num(table, key, where, positive=False)
+    if v < 0:
+        raise SpecError(f"{where}.{key} = {v!r} must be >= 0 (a background rate or amplitude); give its size")
+    return v
+
+
 def _choice(table, key, where, choices, default=None):
+    if not isinstance(table, dict):
+        raise SpecError(f"[{where}] must be a table, got {type(table).__name__} {table!r}")
     v = table.get(key, default)
     if v not in choices:
-        raise SpecError(f"{where}.{key} = {v!r} is not valid{_closest(str(v), choices)}; use one of {', '.join(map(str, choices))}")
+        named = [c for c in choices if isinstance(c, str)]
+        raise SpecError(f"{where}.{key} = {v!r} is not valid{_closest(str(v), named)}; use one of {', '.join(map(str, choices))}")
     return v
 
 
@@ -186,7 +207,10 @@ def _bins(det: dict, where: str) -> np.ndarray:
     if ("edges" in det) == ("bins" in det):
         raise SpecError(f"{where}: give exactly one of edges = [...] or bins = {{start, stop, n}}")
     if "edges" in det:
-        e = np.asarray(det["edges"], float)
+        try:
+            e = np.asarray(det["edges"], float)
+        except (TypeError, ValueError):
+            raise SpecError(f"{where}.edges = {det['edges']!r} must be a list of numbers") from None
     else:
         b = det["bins"]
         _check_keys(b, f"{where}.bins", ("start", "stop", "n"), ("spacing",))
@@ -194,7 +218,7 @@ def _bins(det: dict, where: str) -> np.ndarray:
         if not isinstance(n, int) or n < 1:
             raise SpecError(f"{where}.bins.n = {n!r} must be a positive integer")
         sp = _choice(b, "spacing", f"{where}.bins", ("lin", "log"), "lin")
-        lo, hi = float(b["start"]), float(b["stop"])
+        lo, hi = _num(b, "start", f"{where}.bins", positive=False), _num(b, "stop", f"{where}.bins", positive=False)
         if not hi > lo:
             raise SpecError(f"{where}.bins: stop = {hi} must exceed start = {lo}")
         e = np.linspace(lo, hi, n + 1) if sp == "lin" else np.geomspace(lo, hi, n + 1)
@@ -249,7 +273,7 @@ def _source(src: dict, base: Path):
                        _num(src, "distance_m", where))
     _check_keys(src, where, ("type", "path"), ("flavour", "antineutrino", "interpolation", "scale"))
     return TabulatedFlux.from_file(expand_path(src["path"], "source.path", base), src.get("flavour", "e"),
-                                   bool(src.get("antineutrino", True)), scale=float(src.get("scale", 1.0)),
+                                   bool(src.get("antineutrino", True)), scale=_num(src, "scale", where, default=1.0),
                                    interpolation=src.get("interpolation", "linear"))
 
 
@@ -284,17 +308,24 @@ def _quenching(q: dict, formula: str, base: Path):
         return _compound_lindhard(q, model, formula)
     if model == "lindhard":
         _check_keys(q, where, ("model",), ("k", "Z", "A"))
-        return Lindhard(float(q.get("Z", Z)), float(q.get("A", A)), k=float(q["k"]) if "k" in q else None)
+        return Lindhard(_num(q, "Z", where, default=Z), _num(q, "A", where, default=A),
+                        k=_num(q, "k", where) if "k" in q else None)
     if model == "modified_lindhard":
         _check_keys(q, where, ("model",), ("k", "q", "Z", "A", "q_max"))
-        return ModifiedLindhard(float(q.get("Z", Z)), float(q.get("A", A)), k=_num(q, "k", where, default=0.157),
-                                q=_num(q, "q", where, positive=False, default=0.0), q_max=float(q.get("q_max", 1.0)))
+        return ModifiedLindhard(_num(q, "Z", where, default=Z), _num(q, "A", where, default=A),
+                                k=_num(q, "k", where, default=0.157), q=_num(q, "q", where, positive=False, default=0.0),
+                                q_max=_num(q, "q_max", where, default=1.0))
     if model == "constant":
         _check_keys(q, where, ("model", "value"))
-        return ConstantQuenching(_num(q, "value", where))
+        v = _num(q, "value", where)
+        if v > 1:
+            raise SpecError(f"{where}.value = {v!r} must lie in (0, 1]: a quenching factor E_ee / E_R")
+        return ConstantQuenching(v)
     if model == "polynomial":
         _check_keys(q, where, ("model", "coefficients"))
-        c = [float(x) for x in q["coefficients"]]
+        c = q["coefficients"]
+        if not isinstance(c, list) or not all(isinstance(x, (int, float)) and np.isfinite(x) for x in c):
+            raise SpecError(f"{where}.coefficients = {c!r} must be a list of finite numbers")
         return PolynomialLightYield(*c)
     _check_keys(q, where, ("model", "path"), ("table",))
 
@@ -332,15 +363,18 @@ def _efficiency(e: dict | None, base: Path):
     model = _choice(e, "model", where, ("coherent_2017", "coherent_2021", "tabulated", "constant"))
     if model == "coherent_2017":
         _check_keys(e, where, ("model",), ("a", "k", "x0"))
-        return Coherent2017Efficiency(**{k: float(e[k]) for k in ("a", "k", "x0") if k in e})
+        return Coherent2017Efficiency(**{k: _num(e, k, where, False) for k in ("a", "k", "x0") if k in e})
     if model == "coherent_2021":
         _check_keys(e, where, ("model",), ("a", "b", "c", "d", "pe_max"))
-        return Coherent2021Efficiency(**{k: float(e[k]) for k in ("a", "b", "c", "d", "pe_max") if k in e})
+        return Coherent2021Efficiency(**{k: _num(e, k, where, False) for k in ("a", "b", "c", "d", "pe_max") if k in e})
     if model == "constant":
         _check_keys(e, where, ("model", "value"))
-        return ConstantEfficiency(_num(e, "value", where))
+        v = _num(e, "value", where)
+        if v > 1:
+            raise SpecError(f"{where}.value = {v!r} must lie in (0, 1]: an efficiency is a probability")
+        return ConstantEfficiency(v)
     _check_keys(e, where, ("model", "path"), ("below",))
-    return load_efficiency_table(expand_path(e["path"], f"{where}.path", base), below=float(e.get("below", 0.0)))
+    return load_efficiency_table(expand_path(e["path"], f"{where}.path", base), below=_num(e, "below", where, False, 0.0))
 
 
 def _time_efficiency(e: dict | None):
@@ -358,18 +392,24 @@ def _background(b: dict, i: int):
     kind = _choice(b, "type", where, ("flat", "exponential", "gaussian_line", "template"))
     if kind == "flat":
         _check_keys(b, where, ("type", "rate"), ("name",))
-        return Flat(_num(b, "rate", where, positive=False), name=b.get("name", "flat"))
+        return Flat(_rate(b, "rate", where), name=b.get("name", "flat"))
     if kind == "exponential":
         _check_keys(b, where, ("type", "rate0", "decay"), ("name",))
-        return Exponential(_num(b, "rate0", where, False), _num(b, "decay", where), name=b.get("name", "exponential"))
+        return Exponential(_rate(b, "rate0", where), _num(b, "decay", where), name=b.get("name", "exponential"))
     if kind == "gaussian_line":
         _check_keys(b, where, ("type", "amplitude", "centre", "sigma"), ("name",))
-        return GaussianLine(_num(b, "amplitude", where, False), _num(b, "centre", where, False), _num(b, "sigma", where),
+        return GaussianLine(_rate(b, "amplitude", where), _num(b, "centre", where, False), _num(b, "sigma", where),
                             name=b.get("name", f"line{i}"))
     _check_keys(b, where, ("type", "name"), ("scale", "counts"))
     if "counts" not in b:
-        return ("template-from-loader", b["name"], float(b.get("scale", 1.0)))
-    return Template(float(b.get("scale", 1.0)), np.asarray(b["counts"], float), name=b["name"])
+        return ("template-from-loader", b["name"], _rate(b, "scale", where) if "scale" in b else 1.0)
+    try:
+        counts = np.asarray(b["counts"], float)
+    except (TypeError, ValueError):
+        raise SpecError(f"{where}.counts = {b['counts']!r} must be a list of numbers (counts per bin)") from None
+    if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+        raise SpecError(f"{where}.counts must be finite and >= 0 (counts per bin)")
+    return Template(_rate(b, "scale", where) if "scale" in b else 1.0, counts, name=b["name"])
 
 
 _CROSS = {"helm": Helm, "klein_nystrand": KleinNystrand, "symmetrized_fermi": SymmetrizedFermi}
@@ -390,6 +430,10 @@ def experiment_from_spec(spec: dict, with_data: bool = True) -> Experiment:
     mass = _num(tgt, "mass_kg", "target")
     _check_keys(spec["exposure"], "exposure", ("live_days",))
     days = _num(spec["exposure"], "live_days", "exposure")
+    for key, v, top, unit in (("target.mass_kg", mass, MAX_MASS_KG, "kg"), ("exposure.live_days", days, MAX_LIVE_DAYS, "days")):
+        if v > top:
+            raise SpecError(f"{key} = {v!r} is implausible (> {top:g} {unit}; larger values overflow the counts); "
+                            f"give it in {unit}")
     source = _source(spec["source"], base)
 
     xs = spec.get("cross_section", {})
@@ -414,7 +458,7 @@ def experiment_from_spec(spec: dict, with_data: bool = True) -> Experiment:
         g = det["recoil_grid"]
         _check_keys(g, "detector.recoil_grid", ("min_keV", "max_keV"), ("n_bins", "nodes_per_bin"))
         grid = RecoilGrid(_num(g, "min_keV", "detector.recoil_grid"), _num(g, "max_keV", "detector.recoil_grid"),
-                          int(g.get("n_bins", 300)), int(g.get("nodes_per_bin", 4)))
+                          _count(g, "n_bins", "detector.recoil_grid", 300), _count(g, "nodes_per_bin", "detector.recoil_grid", 4))
     time_pdfs = ()
     if "time_edges_us" in det:
         pdfs = det.get("time_pdfs", {})
@@ -435,7 +479,10 @@ def experiment_from_spec(spec: dict, with_data: bool = True) -> Experiment:
     observable = Observable(kind, tuple(edges), det.get("time_edges_us"), time_pdfs,
                             bool(det.get("truncate_at_zero", False)), sub, smearing, step)
     quench = _quenching(det["quenching"], tgt["formula"], base) if "quenching" in det else None
-    backgrounds = [_background(b, i) for i, b in enumerate(spec.get("background", []))]
+    bk = spec.get("background", [])
+    if not isinstance(bk, list) or not all(isinstance(b, dict) for b in bk):
+        raise SpecError("background must be a list of tables: write each as [[background]] (double brackets)")
+    backgrounds = [_background(b, i) for i, b in enumerate(bk)]
 
     n_comp = len(source.components())
     defaults = ExperimentParams(

@@ -30,9 +30,9 @@ import importlib
 import json
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -174,3 +174,20 @@ def run_scan_dask(spec: ObjectiveSpec, grid, *, client, out_dir, fixed: Mapping 
                      total_seconds=float(time.perf_counter() - t0),
                      points_per_second=float(n_pts / run_s) if n_pts and run_s > 0 else float("nan"))
     return res
+
+
+def cli_scan(spec: str, priors: Mapping, profile_names: Sequence[str], grid, *, scheduler: str | None = None,
+             workers: int | None = None, asimov: bool = False, float32: bool = False, **kwargs):
+    """``cevnsjax scan ... --scheduler ADDRESS | --workers N``: the CLI's scan objective as an
+    :class:`ObjectiveSpec` (spec path made absolute for the workers), run by :func:`run_scan_dask`."""
+    if scheduler is not None and workers is not None:
+        raise SystemExit("error: --scheduler and --workers: give one (a running scheduler, or N local worker "
+                         "processes), not both")
+    p = Path(spec)
+    spec = str(p.resolve()) if p.exists() else spec
+    ospec = ObjectiveSpec(spec_objective, {"spec": spec, "priors": {k: list(v) if isinstance(v, tuple) else v
+                                                                    for k, v in dict(priors).items()},
+                                           "profile_names": list(profile_names), "asimov": bool(asimov),
+                                           "float32": bool(float32)})
+    with dask_client(scheduler=scheduler, workers=workers) as client:
+        return run_scan_dask(ospec, grid, client=client, **kwargs)

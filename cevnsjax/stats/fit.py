@@ -1,43 +1,43 @@
 """Maximum likelihood, profile likelihood, nested-hypothesis tests and Fisher matrices.
 
-The objective is a negative log-likelihood ``nll(params, *args) -> scalar`` (``-ln L``, not
-``-2 ln L``; for a chi^2 pass ``0.5 * chi2``), where ``params`` is a flat dict of named scalars or
-arrays, e.g. ``{"sin2_theta_w": 0.24, "bkg": 10.0}``. Box bounds ``{"bkg": (0, None)}`` are handled
-by a transform to unconstrained space (sigmoid for two finite bounds, softplus for one); the
-optimiser (optax Adam, then L-BFGS with a zoom line search) runs there, from several starts at once
-(``vmap``), and the best start wins. Uncertainties come from the Hessian of ``nll`` at the best fit in
-the *original* parametrisation (covariance = H^-1). Profiles fix the scanned parameters on a grid
-and re-minimise the others, all grid points in one ``vmap``, each warm-started at the best fit.
+Every objective is ``-2 ln L`` (chi^2-like): ``objective(params, *args) -> scalar`` where ``params``
+is a flat dict of named scalars or arrays, e.g. ``{"sin2_theta_w": 0.24, "bkg": 10.0}``. The
+optimiser is the one core of :mod:`cevnsjax.stats.optimize` (projected Levenberg-Marquardt Newton
+with the exact Hessian); box bounds ``{"bkg": (0, None)}``, the fixed set and the starting points are
+data, so the solver compiles once per (objective, parameter layout, number of starts). Errors come
+from the inverse of half the Hessian of -2 ln L at the best fit. Profiles fix the scanned parameters
+at each point and re-minimise the others, warm-started from the previous point.
 
-``*args`` are traced (new data does not recompile); ``nll`` and the settings are static.
+``*args`` are traced (new data does not recompile); ``objective`` is static (pass the same function
+object to reuse the compiled solver).
 
 Example::
 
-    def nll(p, n):
+    def m2lnl(p, n):
         mu = p["s"] * signal + p["b"] * bkg
-        return -poisson_log_likelihood(n, mu, saturated=True)
+        return -2 * poisson_log_likelihood(n, mu, saturated=True)
 
-    res = minimize(nll, {"s": 1.0, "b": 1.0}, n_obs, bounds={"s": (0, 10), "b": (0, None)})
-    res.params, res.errors, res.minus2lnL, res.converged
-    prof = profile(nll, res, "s", np.linspace(0.5, 1.5, 41), n_obs, bounds=...)
+    res = minimize(m2lnl, {"s": 1.0, "b": 1.0}, n_obs, bounds={"s": (0, 10), "b": (0, None)})
+    res.best_fit, res.errors, res.minus2lnL, res.converged
+    prof = profile(m2lnl, res, "s", np.linspace(0.5, 1.5, 41), n_obs, bounds=...)
     prof.interval(0.6827)
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
-from functools import partial
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-import optax.tree_utils as otu
 from scipy import special as _sp
 from scipy import stats as _st
+
+from cevnsjax.names import check_known
+from cevnsjax.results import FitResult, ProfileResult
+from cevnsjax.stats.optimize import Layout, layout_of, solve_batch
 
 __all__ = [
     "FitResult",
@@ -57,61 +57,16 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------------------- params
-def _flat_names(key, shape):
-    if shape == ():
-        return [key]
-    return [f"{key}[{','.join(map(str, idx))}]" for idx in np.ndindex(*shape)]
+def _check_names(names, valid, what="parameter"):
+    check_known(names, valid, what)
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Static description of a flat dict of parameters and their bounds (hashable, jit-static)."""
-
-    keys: tuple
-    shapes: tuple
-    names: tuple  # flat element names
-    lo: tuple
-    hi: tuple
-
-    @property
-    def size(self):
-        return len(self.names)
-
-    def ravel(self, params) -> jax.Array:
-        return jnp.concatenate([jnp.ravel(jnp.asarray(params[k], dtype=_float())) for k in self.keys])
-
-    def unravel(self, x):
-        out, i = {}, 0
-        for k, s in zip(self.keys, self.shapes):
-            n = int(np.prod(s, dtype=int))
-            out[k] = x[i:i + n].reshape(s)
-            i += n
-        return out
-
-    def unravel_np(self, x):
-        return {k: (float(v) if v.shape == () else v) for k, v in self.unravel(np.asarray(x, float)).items()}
-
-
-def _float():
-    return jnp.result_type(float)
-
-
-def _layout(init, bounds) -> _Layout:
-    if not isinstance(init, Mapping) or not init:
-        raise TypeError(f"parameters must be a non-empty dict of name -> value, got {type(init).__name__}")
-    for k in init:
-        if not isinstance(k, str):
-            raise TypeError(f"parameter names must be strings, got {k!r}")
-    keys = tuple(init)
-    shapes = tuple(tuple(np.shape(init[k])) for k in keys)
-    names = tuple(n for k, s in zip(keys, shapes) for n in _flat_names(k, s))
+def _bounds_arrays(layout: Layout, init, bounds):
+    """Flat (lo, hi) arrays (+-inf for open sides), validated against ``init``."""
     bounds = dict(bounds or {})
-    unknown = [k for k in bounds if k not in init]
-    if unknown:
-        raise ValueError(f"bounds given for unknown parameter(s) {unknown}; valid parameters: {list(keys)}")
+    _check_names(list(bounds), layout.keys, "bounded parameter")
     lo, hi = [], []
-    for k, s in zip(keys, shapes):
+    for k, s in zip(layout.keys, layout.shapes):
         b = bounds.get(k, (None, None))
         if not (isinstance(b, (tuple, list)) and len(b) == 2):
             raise ValueError(f"bounds[{k!r}] = {b!r}; give a pair (lo, hi), None for an open side")
@@ -124,342 +79,180 @@ def _layout(init, bounds) -> _Layout:
             raise ValueError(f"initial value of {k!r} = {init[k]!r} lies outside its bounds {b!r}")
         lo.extend(l.tolist())
         hi.extend(h.tolist())
-    return _Layout(keys, shapes, names, tuple(lo), tuple(hi))
+    return np.asarray(lo, float), np.asarray(hi, float)
 
 
-def _check_names(names, valid, what="parameter"):
-    bad = [n for n in names if n not in valid]
-    if bad:
-        raise ValueError(f"unknown {what}(s) {bad}; valid choices: {list(valid)}")
-
-
-# ------------------------------------------------------------------------------------------ transforms
-def _kinds(lo, hi):
-    lo, hi = np.asarray(lo), np.asarray(hi)
-    fl, fh = np.isfinite(lo), np.isfinite(hi)
-    kind = np.where(fl & fh, 1, np.where(fl, 2, np.where(fh, 3, 0)))
-    lo_s = np.where(fl, lo, 0.0)
-    hi_s = np.where(fh, hi, lo_s + 1.0)
-    return kind, lo_s, hi_s
-
-
-def _to_x(u, kind, lo, hi):
-    """Unconstrained -> bounded (every branch finite, so gradients never pick up inf * 0)."""
-    both = lo + (hi - lo) * jax.nn.sigmoid(u)
-    low = lo + jax.nn.softplus(u)
-    high = hi - jax.nn.softplus(u)
-    return jnp.where(kind == 1, both, jnp.where(kind == 2, low, jnp.where(kind == 3, high, u)))
-
-
-def _softplus_inv(y):
-    y = np.maximum(y, 1e-300)
-    return y + np.log(-np.expm1(-y))
-
-
-def _to_u(x, kind, lo, hi):
-    x = np.asarray(x, float)
-    frac = np.clip((x - lo) / (hi - lo), 1e-12, 1 - 1e-12)
-    both = np.log(frac) - np.log1p(-frac)
-    low = _softplus_inv(np.maximum(x - lo, 1e-12 * (1 + np.abs(lo))))
-    high = _softplus_inv(np.maximum(hi - x, 1e-12 * (1 + np.abs(hi))))
-    return np.where(kind == 1, both, np.where(kind == 2, low, np.where(kind == 3, high, x)))
-
-
-# ------------------------------------------------------------------------------------------ optimiser
-@dataclass(frozen=True)
-class _Problem:
-    layout: _Layout
-    free: tuple  # indices of free flat parameters
-    adam_steps: int
-    adam_lr: float
-    maxiter: int
-    gtol: float
-
-
-def _objective(nll, prob: _Problem, x_full, args):
-    kind, lo, hi = _kinds(prob.layout.lo, prob.layout.hi)
-    free = np.asarray(prob.free, int)
-    kind, lo, hi = kind[free], lo[free], hi[free]
-
-    def f(u):
-        x = x_full.at[free].set(_to_x(u, kind, lo, hi))
-        val = nll(prob.layout.unravel(x), *args)
-        return jnp.where(jnp.isfinite(val), val, jnp.inf)
-
-    return f
-
-
-def _solve_one(nll, prob: _Problem, u0, x_full, args):
-    f = _objective(nll, prob, x_full, args)
-    vg = jax.value_and_grad(f)
-
-    # stage 1: Adam, keeping the best point seen (robust far from the optimum)
-    if prob.adam_steps > 0:
-        adam = optax.adam(prob.adam_lr)
-
-        def body(carry, _):
-            u, s, ub, fb = carry
-            v, g = vg(u)
-            better = v < fb
-            ub = jnp.where(better, u, ub)
-            fb = jnp.where(better, v, fb)
-            g = jnp.where(jnp.isfinite(g), g, 0.0)
-            upd, s = adam.update(g, s, u)
-            return (optax.apply_updates(u, upd), s, ub, fb), None
-
-        (u_last, _, ub, fb), _ = jax.lax.scan(body, (u0, adam.init(u0), u0, f(u0)), None, length=prob.adam_steps)
-        f_last = f(u_last)
-        u0 = jnp.where(f_last < fb, u_last, ub)
-
-    # stage 2: L-BFGS with a zoom line search
-    solver = optax.lbfgs()
-    vgs = optax.value_and_grad_from_state(f)
-
-    def step(carry):
-        u, state, stall = carry
-        v, g = vgs(u, state=state)
-        upd, state = solver.update(g, state, u, value=v, grad=g, value_fn=f)
-        stall = jnp.where(otu.tree_get(state, "value") < v, 0, stall + 1)
-        return optax.apply_updates(u, upd), state, stall
-
-    def cond(carry):
-        _, state, stall = carry
-        it = otu.tree_get(state, "count")
-        g = otu.tree_get(state, "grad")
-        v = otu.tree_get(state, "value")
-        err = jnp.max(jnp.abs(g)) if g.size else jnp.zeros(())
-        # stop at gtol, maxiter, a non-finite value, or after 5 steps without decrease (precision floor)
-        return (it == 0) | ((it < prob.maxiter) & (err >= prob.gtol) & jnp.isfinite(v) & (stall < 5))
-
-    u, state, _ = jax.lax.while_loop(cond, step, (u0, solver.init(u0), jnp.zeros((), jnp.int32)))
-    v, g = vg(u)
-    gmax = jnp.max(jnp.abs(g)) if g.size else jnp.zeros(())
-    return u, v, gmax, otu.tree_get(state, "count")
-
-
-@partial(jax.jit, static_argnames=("nll", "prob"))
-def _solve_batch(nll, prob, u0, x_full, args):
-    """u0 (..., S, n_free), x_full (..., n): vmapped over all leading axes and starts."""
-    one = lambda u, x: _solve_one(nll, prob, u, x, args)
-    starts = jax.vmap(one, in_axes=(0, None))
-    fn = starts
-    for _ in range(x_full.ndim - 1):
-        fn = jax.vmap(fn, in_axes=(0, 0))
-    return fn(u0, x_full)
-
-
-def _starts(prob, x_full, n_starts, seed, start_scale, extra=()):
-    """Initial points in unconstrained space: the given point, ``extra`` ones, then random draws."""
-    kind, lo, hi = _kinds(prob.layout.lo, prob.layout.hi)
-    free = np.asarray(prob.free, int)
-    kind, lo, hi = kind[free], lo[free], hi[free]
-    pts = [_to_u(np.asarray(x_full)[free], kind, lo, hi)] + [_to_u(e, kind, lo, hi) for e in extra]
-    rng = np.random.default_rng(seed)
-    for _ in range(max(n_starts - len(pts), 0)):
-        uni = lo + (hi - lo) * rng.uniform(0.02, 0.98, size=free.size)
-        u = np.where(kind == 1, _to_u(uni, kind, lo, hi), pts[0] + start_scale * rng.standard_normal(free.size))
-        pts.append(u)
-    return np.stack(pts[:max(n_starts, 1)])
-
-
-# ---------------------------------------------------------------------------------------------- results
-@dataclass
-class FitResult:
-    """Maximum-likelihood fit.
-
-    Attributes:
-        names: flat parameter names (``"a"``, ``"v[0]"``, ...) in the order of ``values``.
-        values: best-fit values (flat, original parametrisation).
-        free: which flat parameters were fitted (the others were held fixed).
-        nll: ``-ln L`` at the best fit; ``minus2lnL`` is twice that.
-        covariance: inverse Hessian of ``nll`` over the free parameters (``free_names`` order);
-            NaN where the Hessian is not positive definite (e.g. a parameter at a bound).
-        converged: all of: finite ``nll``, max |gradient| (unconstrained) <= gtol, Hessian positive
-            definite.
-        n_iter: L-BFGS iterations of the best start (after ``adam_steps`` Adam steps).
-        start_nll: final ``nll`` of every start (spread = multi-modality diagnostic).
-    """
-
-    names: tuple
-    values: np.ndarray
-    free: tuple
-    nll: float
-    covariance: np.ndarray
-    converged: bool
-    n_iter: int
-    grad_norm: float
-    start_nll: np.ndarray
-    message: str = ""
-    keys: tuple = ()
-    shapes: tuple = ()
-
-    @property
-    def minus2lnL(self) -> float:
-        return 2.0 * self.nll
-
-    @property
-    def free_names(self) -> tuple:
-        return tuple(n for n, f in zip(self.names, self.free) if f)
-
-    @property
-    def n_free(self) -> int:
-        return int(sum(self.free))
-
-    @property
-    def params(self) -> dict:
-        """Best fit as a dict shaped like the initial parameters."""
-        lay = _Layout(tuple(self.keys), tuple(tuple(s) for s in self.shapes), tuple(self.names), (), ())
-        return lay.unravel_np(self.values)
-
-    @property
-    def best_fit(self) -> dict:
-        """Best fit as flat name -> float."""
-        return dict(zip(self.names, map(float, self.values)))
-
-    @property
-    def errors(self) -> dict:
-        """Hessian (1 sigma) errors of the free parameters."""
-        d = np.sqrt(np.diag(self.covariance)) if self.covariance.size else np.zeros(0)
-        return dict(zip(self.free_names, map(float, d)))
-
-    @property
-    def correlation(self) -> np.ndarray:
-        d = np.sqrt(np.diag(self.covariance))
-        return self.covariance / np.outer(d, d)
-
-    def __repr__(self) -> str:
-        err = self.errors
-        rows = [f"  {n:<24s} {v: .6g}" + (f" +- {err[n]:.3g}" if n in err else "  (fixed)")
-                for n, v in zip(self.names, self.values)]
-        return (f"FitResult(-2lnL={self.minus2lnL:.6g}, converged={self.converged}, n_iter={self.n_iter}"
-                f"{', ' + self.message if self.message else ''})\n" + "\n".join(rows))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        for k in ("values", "covariance", "start_nll"):
-            d[k] = np.asarray(d[k]).tolist()
-        d["shapes"] = [list(s) for s in self.shapes]
-        d["kind"] = "FitResult"
-        return d
-
-    def save(self, path) -> None:
-        """Write as JSON (NaN written as NaN, which Python's json reads back)."""
-        with open(path, "w") as fh:
-            json.dump(self.to_dict(), fh, indent=1)
-
-    @classmethod
-    def load(cls, path) -> "FitResult":
-        with open(path) as fh:
-            d = json.load(fh)
-        d.pop("kind", None)
-        d["values"] = np.asarray(d["values"], float)
-        d["covariance"] = np.asarray(d["covariance"], float).reshape(sum(d["free"]), sum(d["free"]))
-        d["start_nll"] = np.asarray(d["start_nll"], float)
-        for k in ("names", "free", "keys"):
-            d[k] = tuple(d[k])
-        d["shapes"] = tuple(tuple(s) for s in d["shapes"])
-        return cls(**d)
-
-
-def _prepare(nll, init, bounds, fixed, adam_steps, adam_lr, maxiter, gtol):
+def _setup(init, bounds, fixed):
+    """(layout, x0, lo, hi, free mask) with ``fixed`` names (list: held at init; dict: name -> value)."""
     if isinstance(init, FitResult):
         init = init.params
-    layout = _layout(init, bounds)
+    layout = layout_of(init)
     fixed = dict.fromkeys(fixed) if isinstance(fixed, (list, tuple, set, frozenset)) else dict(fixed or {})
-    _check_names(fixed, layout.keys)
+    _check_names(list(fixed), layout.keys, "fixed parameter")
     init = {k: (fixed[k] if fixed.get(k) is not None else init[k]) for k in layout.keys}
-    x0 = np.asarray(layout.ravel(init))
-    fixed_flat = {n for k, s in zip(layout.keys, layout.shapes) if k in fixed for n in _flat_names(k, s)}
-    free = tuple(i for i, n in enumerate(layout.names) if n not in fixed_flat)
-    if gtol is None:
-        gtol = 1e-6 if _float() == jnp.float64 else 1e-2
-    prob = _Problem(layout, free, int(adam_steps), float(adam_lr), int(maxiter), float(gtol))
-    return prob, x0
+    lo, hi = _bounds_arrays(layout, init, bounds)
+    x0 = np.asarray(layout.ravel(init), float)
+    free = np.ones(layout.size, bool)
+    i = 0
+    for k, s in zip(layout.keys, layout.shapes):
+        n = int(np.prod(s, dtype=int))
+        if k in fixed:
+            free[i:i + n] = False
+        i += n
+    return layout, x0, lo, hi, free
 
 
-def hessian_covariance(nll, params: Mapping, *args, free: Sequence[str] | None = None):
-    """(Hessian, covariance) of ``nll`` at ``params`` over the flat parameters named in ``free``
-    (default: all), in the original parametrisation. Covariance is NaN if H is not positive definite."""
-    layout = _layout(params, None)
-    free = layout.names if free is None else tuple(free)
-    _check_names(free, layout.names)
-    idx = tuple(layout.names.index(n) for n in free)
-    H = np.asarray(_hessian(nll, layout, idx, layout.ravel(params), tuple(args)), float)
-    return H, _inv_pd(H)
+def _starts(x0, lo, hi, free, n_starts, seed, start_scale):
+    """``x0`` then random draws: uniform in two-sided boxes, x0 + scale (1 + |x0|) N(0, 1) otherwise."""
+    rng = np.random.default_rng(seed)
+    pts = [x0]
+    box = np.isfinite(lo) & np.isfinite(hi)
+    for _ in range(max(int(n_starts), 1) - 1):
+        span = np.where(box, hi - lo, 1.0)
+        uni = np.where(box, lo, 0.0) + span * rng.uniform(0.02, 0.98, x0.size)
+        nrm = x0 + start_scale * (1.0 + np.abs(x0)) * rng.standard_normal(x0.size)
+        p = np.clip(np.where(box, uni, nrm), lo, hi)
+        pts.append(np.where(free, p, x0))
+    return np.stack(pts)
 
 
-@partial(jax.jit, static_argnames=("nll", "layout", "idx"))
-def _hessian(nll, layout, idx, x0, args):
-    idx = np.asarray(idx, int)
-    g = lambda xf: nll(layout.unravel(x0.at[idx].set(xf)), *args)
-    return jax.hessian(g)(x0[idx])
+def _tol(tol):
+    return (1e-10 if jnp.result_type(float) == jnp.float64 else 1e-4) if tol is None else float(tol)
 
 
-def _inv_pd(H):
+def _inv_half(H):
+    """Covariance (H/2)^-1 from the Hessian H of -2 ln L; NaN if H is not positive definite."""
     if H.size == 0:
         return np.zeros((0, 0))
-    H = 0.5 * (H + H.T)
+    A = 0.25 * (H + H.T)
     try:
-        np.linalg.cholesky(H)
+        np.linalg.cholesky(A)
     except np.linalg.LinAlgError:
-        return np.full_like(H, np.nan)
-    return np.linalg.inv(H)
+        return np.full_like(A, np.nan)
+    return np.linalg.inv(A)
 
 
-def minimize(nll: Callable, init: Mapping | FitResult, *args, bounds: Mapping | None = None,
+def minimize(objective: Callable, init: Mapping | FitResult, *args, bounds: Mapping | None = None,
              fixed: Mapping | Sequence[str] | None = None, n_starts: int = 1, seed: int = 0,
-             start_scale: float = 1.0, adam_steps: int = 100, adam_lr: float = 0.05,
-             maxiter: int = 500, gtol: float | None = None, hessian: bool = True) -> FitResult:
-    """Minimise ``nll(params, *args)`` (= -ln L) within ``bounds``.
+             start_scale: float = 1.0, maxiter: int = 200, tol: float | None = None,
+             hessian: bool = True, conv_tol: float = 1e-6) -> FitResult:
+    """Minimise ``objective(params, *args)`` (= -2 ln L) within ``bounds``.
 
     Args:
         init: starting values (flat dict name -> scalar/array), or a previous FitResult.
         bounds: name -> (lo, hi); ``None`` for an open side.
         fixed: names held at their ``init`` value, or name -> value.
         n_starts: starts run in one vmap: ``init``, then uniform draws in two-sided boxes and
-            ``init + start_scale * N(0, 1)`` (unconstrained space) otherwise.
-        adam_steps, adam_lr: Adam pre-optimisation in unconstrained space (0 to skip).
-        maxiter, gtol: L-BFGS stops when max |d nll / d u| < gtol (default 1e-6 in float64, 1e-2 in
-            float32, where the value's rounding limits the line search), after maxiter iterations, or
-            after 5 iterations without decrease.
-        hessian: compute the covariance (inverse Hessian in the original parametrisation).
+            ``init + start_scale (1 + |init|) N(0, 1)`` otherwise.
+        maxiter, tol: Newton iterations stop after ``maxiter`` or once a step lowers -2 ln L by < tol.
+        hessian: compute the covariance (H/2)^-1 (H: Hessian of -2 ln L over the free parameters).
+        conv_tol: ``converged`` needs the Newton decrement g^T H^-1 g below this.
     """
-    prob, x0 = _prepare(nll, init, bounds, fixed, adam_steps, adam_lr, maxiter, gtol)
-    if not prob.free:
-        v = float(nll(prob.layout.unravel(jnp.asarray(x0)), *args))
-        return _result(prob, x0, v, np.zeros((0, 0)), np.isfinite(v), 0, 0.0, np.array([v]), "no free parameters")
-    u0 = jnp.asarray(_starts(prob, x0, n_starts, seed, start_scale))
-    u, v, gmax, nit = _solve_batch(nll, prob, u0, jnp.asarray(x0), tuple(args))
-    v = np.where(np.isfinite(np.asarray(v)), np.asarray(v), np.inf)
+    layout, x0, lo, hi, free = _setup(init, bounds, fixed)
+    X0 = _starts(x0, lo, hi, free, n_starts, seed, start_scale)
+    F = np.broadcast_to(free, X0.shape)
+    x, v, dec, H, nit = (np.asarray(a) for a in solve_batch(
+        objective, layout, jnp.asarray(X0), jnp.asarray(lo), jnp.asarray(hi), jnp.asarray(F),
+        jnp.asarray(int(maxiter), jnp.int32), jnp.asarray(_tol(tol)), tuple(args)))
+    v = np.where(np.isfinite(v), v, np.inf)
     b = int(np.argmin(v))
-    kind, lo, hi = _kinds(prob.layout.lo, prob.layout.hi)
-    free = np.asarray(prob.free, int)
-    x = x0.copy()
-    x[free] = np.asarray(_to_x(u[b], kind[free], lo[free], hi[free]))
+    xb = x[b]
+    fi = np.flatnonzero(free)
+    cov = _inv_half(H[b][np.ix_(fi, fi)]) if hessian else np.full((fi.size, fi.size), np.nan)
+    names = layout.names
     msgs = []
-    cov = np.full((free.size, free.size), np.nan)
-    if hessian:
-        _, cov = hessian_covariance(nll, prob.layout.unravel_np(x), *args,
-                                    free=[prob.layout.names[i] for i in free])
-        if np.isnan(cov).any():
-            msgs.append("Hessian not positive definite")
-    at_bound = [prob.layout.names[i] for i in free
-                if min(abs(x[i] - prob.layout.lo[i]), abs(prob.layout.hi[i] - x[i])) <= 1e-6 * (1 + abs(x[i]))]
+    if hessian and np.isnan(cov).any():
+        msgs.append("Hessian not positive definite")
+    at_bound = [names[i] for i in fi if min(abs(xb[i] - lo[i]), abs(hi[i] - xb[i])) <= 1e-6 * (1 + abs(xb[i]))]
     if at_bound:
         msgs.append(f"at a bound: {at_bound}")
-    gtol = prob.gtol
-    ok = bool(np.isfinite(v[b]) and float(gmax[b]) <= gtol and not (hessian and np.isnan(cov).any()))
-    if float(gmax[b]) > gtol:
-        msgs.append(f"gradient {float(gmax[b]):.2g} > gtol after {int(nit[b])} iterations")
-    return _result(prob, x, float(v[b]), cov, ok, int(nit[b]), float(gmax[b]), v, "; ".join(msgs))
+    d = float(dec[b])
+    if not (abs(d) <= conv_tol):
+        msgs.append(f"Newton decrement {d:.2g} > {conv_tol:g} after {int(nit[b])} iterations")
+    ok = bool(np.isfinite(v[b]) and abs(d) <= conv_tol and not (hessian and fi.size and np.isnan(cov).any()
+                                                                   and not at_bound))
+    return FitResult(names=names, values=np.asarray(xb, float), free=tuple(map(bool, free)),
+                     minus2lnL=float(v[b]), covariance=np.asarray(cov, float), converged=ok, n_iter=int(nit[b]),
+                     decrement=d, start_minus2lnL=np.asarray(v, float), message="; ".join(msgs),
+                     keys=layout.keys, shapes=layout.shapes)
 
 
-def _result(prob, x, v, cov, ok, nit, gmax, start_nll, msg):
-    lay = prob.layout
-    free = tuple(i in set(prob.free) for i in range(lay.size))
-    return FitResult(names=lay.names, values=np.asarray(x, float), free=free, nll=float(v),
-                     covariance=np.asarray(cov, float), converged=bool(ok), n_iter=int(nit), grad_norm=float(gmax),
-                     start_nll=np.asarray(start_nll, float), message=msg, keys=lay.keys, shapes=lay.shapes)
+def hessian_covariance(objective, params: Mapping, *args, free: Sequence[str] | None = None):
+    """(Hessian of -2 ln L, covariance (H/2)^-1) of ``objective`` at ``params`` over the flat
+    parameters named in ``free`` (default all). Covariance is NaN if H is not positive definite."""
+    layout = layout_of(params)
+    names = layout.names
+    free = names if free is None else tuple(free)
+    _check_names(list(free), names)
+    idx = np.asarray([names.index(n) for n in free], int)
+    x0 = layout.ravel(params)
+    g = lambda xf: objective(layout.unravel(x0.at[idx].set(xf)), *args)
+    H = np.asarray(jax.jit(jax.hessian(g))(x0[idx]), float)
+    return H, _inv_half(H)
+
+
+def profile(objective: Callable, best: FitResult | Mapping, names: str | Sequence[str], values, *args,
+            bounds: Mapping | None = None, fixed: Mapping | Sequence[str] | None = None, n_starts: int = 1,
+            seed: int = 0, start_scale: float = 1.0, maxiter: int = 200, tol: float | None = None,
+            conv_tol: float = 1e-6, vectorize: bool = False, progress: bool = False) -> ProfileResult:
+    """Profile -2 ln L over ``names`` at the points ``values`` ((G,) for one name, (G, k) for k).
+
+    Each point fixes ``names`` (plus ``fixed``) and minimises the other parameters with the same
+    compiled solver as :func:`minimize` (the fixed set is data: no new trace). Default: points in
+    order, each warm-started from the previous solution; ``vectorize=True`` solves all points in one
+    vmap from ``best`` (one compile per number of points).
+    """
+    names = (names,) if isinstance(names, str) else tuple(names)
+    pts = np.asarray(values, float)
+    pts2 = pts.reshape(-1, 1) if pts.ndim == 1 and len(names) == 1 else pts
+    if pts2.ndim != 2 or pts2.shape[1] != len(names):
+        raise ValueError(f"values of shape {pts.shape} for names {names}: give (G,) for one name or (G, {len(names)})")
+    init = best.params if isinstance(best, FitResult) else dict(best)
+    fx = dict.fromkeys(fixed) if isinstance(fixed, (list, tuple, set, frozenset)) else dict(fixed or {})
+    _check_names(list(names), list(init), "profiled parameter")
+    layout, x0, lo, hi, free = _setup(init, bounds, {**fx, **dict.fromkeys(names)})
+    idx = [layout.names.index(n) for n in names]
+    for j, n in enumerate(names):
+        if layout.shapes[layout.keys.index(n)] != ():
+            raise ValueError(f"profile parameter {n!r} must be a scalar")
+        if np.any(pts2[:, j] < lo[idx[j]]) or np.any(pts2[:, j] > hi[idx[j]]):
+            raise ValueError(f"profile values of {n!r} leave its bounds ({lo[idx[j]]}, {hi[idx[j]]})")
+    S = _starts(x0, lo, hi, free, n_starts, seed, start_scale)
+    common = (jnp.asarray(lo), jnp.asarray(hi))
+    it_tol = (jnp.asarray(int(maxiter), jnp.int32), jnp.asarray(_tol(tol)))
+    G = len(pts2)
+
+    def run(X0):
+        out = solve_batch(objective, layout, jnp.asarray(X0), *common, jnp.asarray(np.broadcast_to(free, X0.shape)),
+                          *it_tol, tuple(args))
+        return [np.asarray(o) for o in out]
+
+    if vectorize:
+        X0 = np.repeat(S[None], G, 0)
+        X0[:, :, idx] = pts2[:, None, :]
+        x, v, dec, _, _ = run(X0.reshape(G * len(S), -1))
+        v = np.where(np.isfinite(v), v, np.inf).reshape(G, len(S))
+        b = np.argmin(v, 1)
+        r = np.arange(G)
+        xs, vs, ds = x.reshape(G, len(S), -1)[r, b], v[r, b], dec.reshape(G, len(S))[r, b]
+    else:
+        from tqdm.auto import tqdm
+
+        xs, vs, ds = np.empty((G, layout.size)), np.empty(G), np.empty(G)
+        prev = S
+        for i in tqdm(range(G), disable=not progress, desc="profile"):
+            X0 = prev.copy()
+            X0[:, idx] = pts2[i]
+            x, v, dec, _, _ = run(X0)
+            v = np.where(np.isfinite(v), v, np.inf)
+            b = int(np.argmin(v))
+            xs[i], vs[i], ds[i] = x[b], v[b], dec[b]
+            prev = np.concatenate([x[b:b + 1], S[1:]])
+    fi = np.flatnonzero(free)
+    ref = float(best.minus2lnL) if isinstance(best, FitResult) else np.inf
+    return ProfileResult(names=names, values=pts, minus2lnL=vs, minus2lnL_min=float(min(ref, np.min(vs))),
+                         converged=np.isfinite(vs) & (np.abs(ds) <= conv_tol),
+                         nuisance_names=tuple(layout.names[i] for i in fi), nuisance=xs[:, fi])
 
 
 # ---------------------------------------------------------------------------------------------- profiles
@@ -490,127 +283,6 @@ def allowed_intervals(x, d, threshold: float, crossing=None) -> list[list[float]
     return out
 
 
-@dataclass
-class ProfileResult:
-    """Profile likelihood over a 1-D or 2-D grid of ``names``.
-
-    ``nll`` has the grid's shape (``len(grid[0])`` or ``(len(grid[0]), len(grid[1]))``);
-    ``delta_chi2 = 2 (nll - nll_min)`` with ``nll_min`` the smaller of the global fit and the grid
-    minimum; ``nuisance`` holds the profiled flat parameters at every grid point.
-    """
-
-    names: tuple
-    grid: tuple
-    nll: np.ndarray
-    nll_min: float
-    converged: np.ndarray
-    nuisance_names: tuple
-    nuisance: np.ndarray
-
-    @property
-    def delta_chi2(self) -> np.ndarray:
-        return 2.0 * (self.nll - self.nll_min)
-
-    def minimum(self) -> dict:
-        """Grid point with the smallest profiled nll."""
-        i = np.unravel_index(np.nanargmin(self.nll), self.nll.shape)
-        return {n: float(g[j]) for n, g, j in zip(self.names, self.grid, i)}
-
-    def interval(self, cl: float = 0.6827) -> tuple:
-        """1-D interval where Delta chi^2 < chi2.ppf(cl, 1) (1.0 for 68.27 %), by linear interpolation
-        between grid points. An end that does not cross inside the grid is returned as the grid edge
-        (widen the grid if ``delta_chi2`` at an end is below the threshold)."""
-        if len(self.names) != 1:
-            raise ValueError(f"interval() needs a 1-D profile; this one is over {self.names}")
-        x, d = np.asarray(self.grid[0]), self.delta_chi2
-        t = _st.chi2.ppf(cl, 1)
-        i0 = int(np.nanargmin(d))
-        lo = x[0]
-        for i in range(i0, 0, -1):
-            if d[i - 1] >= t:
-                lo = x[i - 1] + (t - d[i - 1]) * (x[i] - x[i - 1]) / (d[i] - d[i - 1])
-                break
-        hi = x[-1]
-        for i in range(i0, len(x) - 1):
-            if d[i + 1] >= t:
-                hi = x[i] + (t - d[i]) * (x[i + 1] - x[i]) / (d[i + 1] - d[i])
-                break
-        return float(lo), float(hi)
-
-    def to_dict(self) -> dict:
-        return dict(kind="ProfileResult", names=list(self.names), grid=[np.asarray(g).tolist() for g in self.grid],
-                    nll=self.nll.tolist(), nll_min=self.nll_min, converged=self.converged.tolist(),
-                    nuisance_names=list(self.nuisance_names), nuisance=self.nuisance.tolist())
-
-    def save(self, path) -> None:
-        with open(path, "w") as fh:
-            json.dump(self.to_dict(), fh)
-
-    @classmethod
-    def load(cls, path) -> "ProfileResult":
-        with open(path) as fh:
-            d = json.load(fh)
-        return cls(names=tuple(d["names"]), grid=tuple(np.asarray(g) for g in d["grid"]), nll=np.asarray(d["nll"]),
-                   nll_min=d["nll_min"], converged=np.asarray(d["converged"], bool),
-                   nuisance_names=tuple(d["nuisance_names"]), nuisance=np.asarray(d["nuisance"]))
-
-
-def profile(nll: Callable, best: FitResult | Mapping, names: str | Sequence[str], grids, *args,
-            bounds: Mapping | None = None, n_starts: int = 1, seed: int = 0, start_scale: float = 1.0,
-            adam_steps: int = 0, adam_lr: float = 0.05, maxiter: int = 500, gtol: float | None = None,
-            chunk_size: int | None = None) -> ProfileResult:
-    """Profile likelihood over scalar parameter(s) ``names`` (one or two) on ``grids``.
-
-    Every grid point fixes ``names`` and minimises the other parameters, all points in one vmap,
-    each warm-started at ``best`` (plus ``n_starts - 1`` random starts). A 2-D profile takes
-    ``grids=(x, y)`` and returns ``nll`` of shape ``(len(x), len(y))``. ``chunk_size`` bounds the
-    number of grid points per vmap (memory).
-    """
-    names = (names,) if isinstance(names, str) else tuple(names)
-    if len(names) not in (1, 2):
-        raise ValueError(f"profile over 1 or 2 parameters, got {names}")
-    grids = (grids,) if len(names) == 1 and np.ndim(grids[0]) == 0 else tuple(grids)
-    if len(grids) != len(names):
-        raise ValueError(f"{len(names)} parameter(s) {names} but {len(grids)} grid(s)")
-    init = best.params if isinstance(best, FitResult) else dict(best)
-    prob, x0 = _prepare(nll, init, bounds, list(names), adam_steps, adam_lr, maxiter, gtol)
-    lay = prob.layout
-    for n in names:
-        if lay.shapes[lay.keys.index(n)] != ():
-            raise ValueError(f"profile parameter {n!r} must be a scalar")
-    idx = [lay.names.index(n) for n in names]
-    mesh = np.meshgrid(*[np.asarray(g, float) for g in grids], indexing="ij")
-    pts = np.stack([m.ravel() for m in mesh], -1)  # (G, k)
-    for j, n in enumerate(names):
-        if np.any(pts[:, j] < lay.lo[idx[j]]) or np.any(pts[:, j] > lay.hi[idx[j]]):
-            raise ValueError(f"grid for {n!r} leaves its bounds ({lay.lo[idx[j]]}, {lay.hi[idx[j]]})")
-    X = np.repeat(x0[None], len(pts), 0)
-    X[:, idx] = pts
-    free = np.asarray(prob.free, int)
-    u0 = _starts(prob, x0, n_starts, seed, start_scale)  # same starts for every point (warm: best fit)
-    G = len(pts)
-    chunk = G if chunk_size is None else int(chunk_size)
-    vals, us, ok = [], [], []
-    for s in range(0, G, chunk):
-        Xc = X[s:s + chunk]
-        U0 = np.broadcast_to(u0, (len(Xc),) + u0.shape)
-        u, v, gmax, _ = _solve_batch(nll, prob, jnp.asarray(U0), jnp.asarray(Xc), tuple(args))
-        v = np.where(np.isfinite(np.asarray(v)), np.asarray(v), np.inf)
-        b = np.argmin(v, axis=1)
-        r = np.arange(len(Xc))
-        vals.append(v[r, b])
-        us.append(np.asarray(u)[r, b])
-        ok.append(np.asarray(gmax)[r, b] <= prob.gtol)
-    vals, us, ok = np.concatenate(vals), np.concatenate(us), np.concatenate(ok)
-    kind, lo, hi = _kinds(lay.lo, lay.hi)
-    nuis = np.asarray(_to_x(jnp.asarray(us), kind[free], lo[free], hi[free])) if free.size else np.zeros((G, 0))
-    ref = float(best.nll) if isinstance(best, FitResult) else np.inf
-    shape = tuple(len(g) for g in grids)
-    return ProfileResult(names=names, grid=tuple(np.asarray(g, float) for g in grids), nll=vals.reshape(shape),
-                         nll_min=float(min(ref, np.min(vals))), converged=ok.reshape(shape),
-                         nuisance_names=tuple(lay.names[i] for i in free), nuisance=nuis.reshape(shape + (free.size,)))
-
-
 # -------------------------------------------------------------------------------------- hypothesis tests
 @dataclass(frozen=True)
 class TestResult:
@@ -627,10 +299,10 @@ class TestResult:
 
 
 def delta_chi2(null: FitResult | float, alt: FitResult | float) -> float:
-    """Delta chi^2 = -2 ln(L_null / L_alt) = 2 (nll_null - nll_alt), clipped at 0."""
-    n = null.nll if isinstance(null, FitResult) else float(null) / 2.0
-    a = alt.nll if isinstance(alt, FitResult) else float(alt) / 2.0
-    return max(2.0 * (n - a), 0.0)
+    """Delta chi^2 = -2 ln(L_null / L_alt), clipped at 0 (numbers are -2 ln L values)."""
+    n = null.minus2lnL if isinstance(null, FitResult) else float(null)
+    a = alt.minus2lnL if isinstance(alt, FitResult) else float(alt)
+    return max(n - a, 0.0)
 
 
 def p_value(dchi2: float, dof: int = 1) -> float:
@@ -676,13 +348,13 @@ def compare(null: FitResult, alt: FitResult, dof: int | None = None) -> TestResu
     return TestResult(d, dof, p_value(d, dof), significance(d, dof), null, alt)
 
 
-def likelihood_ratio_test(nll: Callable, init: Mapping, null: Mapping, *args, bounds: Mapping | None = None,
+def likelihood_ratio_test(objective: Callable, init: Mapping, null: Mapping, *args, bounds: Mapping | None = None,
                           **fit_kw) -> TestResult:
-    """Fit with all parameters free and with ``null`` (name -> value) fixed, then :func:`compare`."""
-    alt = minimize(nll, init, *args, bounds=bounds, **fit_kw)
+    """Fit -2 ln L with all parameters free and with ``null`` (name -> value) fixed, then :func:`compare`."""
+    alt = minimize(objective, init, *args, bounds=bounds, **fit_kw)
     start = dict(alt.params)
     start.update(null)
-    h0 = minimize(nll, start, *args, bounds=bounds, fixed=dict(null), **fit_kw)
+    h0 = minimize(objective, start, *args, bounds=bounds, fixed=dict(null), **fit_kw)
     return compare(h0, alt)
 
 
@@ -711,9 +383,9 @@ def fisher_matrix(expected: Callable, params: Mapping, *args, sigma=None, cov=No
 
     Poisson data (default): F = J^T diag(1/mu) J (equal to the Hessian of the Poisson nll on Asimov
     data at ``params``). Gaussian data: F = J^T C^-1 J with ``sigma`` or ``cov``.
-    ``constraint_nll(params)`` (nuisance constraints / priors, as -ln) adds its Hessian.
+    ``constraint_nll(params)`` (nuisance constraints / priors, as -ln, i.e. half their -2 ln L) adds its Hessian.
     """
-    layout = _layout(params, None)
+    layout = layout_of(params)
     x0 = layout.ravel(params)
     f = lambda x: jnp.ravel(expected(layout.unravel(x), *args))
     J = np.asarray(jax.jacfwd(f)(x0), float)
@@ -726,4 +398,4 @@ def fisher_matrix(expected: Callable, params: Mapping, *args, sigma=None, cov=No
         F = J.T @ (J * w[:, None])
     if constraint_nll is not None:
         F = F + np.asarray(jax.hessian(lambda x: constraint_nll(layout.unravel(x)))(x0), float)
-    return FisherResult(layout.names, F, _inv_pd(F))
+    return FisherResult(layout.names, F, _inv_half(2.0 * F))

@@ -17,8 +17,8 @@ Priors::
 
 from __future__ import annotations
 
-import difflib
 import time
+import warnings
 from dataclasses import dataclass, fields
 from typing import Callable, Mapping, Sequence
 
@@ -35,6 +35,7 @@ from cevnsjax.results import PosteriorResult
 __all__ = [
     "Prior", "Uniform", "LogUniform", "Normal", "TruncatedNormal", "HalfNormal", "LogNormal",
     "PRIOR_KINDS", "prior_from_spec", "sample_params", "check_names", "run_nuts", "model_sites",
+    "ConvergenceWarning", "convergence_failures", "convergence_report", "interior_init",
 ]
 
 CHAIN_METHODS = ("vectorized", "parallel", "sequential")
@@ -42,12 +43,9 @@ CHAIN_METHODS = ("vectorized", "parallel", "sequential")
 
 def check_names(names, valid, what: str = "parameter") -> None:
     """Raise ValueError naming each unknown name, the closest valid one, and all valid choices."""
-    valid = list(valid)
-    for n in names:
-        if n not in valid:
-            close = difflib.get_close_matches(str(n), [str(v) for v in valid], n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown {what} {n!r}.{hint} Valid choices: {', '.join(map(str, valid))}")
+    from cevnsjax.names import check_known
+
+    check_known(names, valid, what)
 
 
 # ------------------------------------------------------------------------------------------ priors
@@ -307,7 +305,7 @@ def run_nuts(model: Callable, *args, num_warmup: int = 500, num_samples: int = 1
     init = {}
     if init_values:
         check_names(list(init_values), sites["latent"], what="latent site in init_values")
-        init["init_strategy"] = init_to_value(values=dict(init_values))
+        init["init_strategy"] = init_to_value(values=interior_init(model, init_values, *args, **kwargs))
 
     key = jax.random.PRNGKey(seed)
     k_mcmc, k_prior, k_pp = jax.random.split(key, 3)
@@ -363,4 +361,61 @@ def run_nuts(model: Callable, *args, num_warmup: int = 500, num_samples: int = 1
         latent_sites=sites["latent"], observed_sites=sites["observed"],
         deterministic_sites=sites["deterministic"], device=str(jax.devices()[0].platform),
     )
-    return PosteriorResult(groups, attrs, ess_per_chain=ess_per_chain)
+    result = PosteriorResult(groups, attrs, ess_per_chain=ess_per_chain)
+    failures = convergence_failures(result)
+    result.attrs.update(converged=not failures, convergence_failures=list(failures))
+    if failures:
+        warnings.warn(f"NUTS did not converge: {'; '.join(failures)}. Run longer (num_warmup, num_samples), "
+                      "raise target_accept_prob or reparameterise before using the posterior",
+                      ConvergenceWarning, stacklevel=2)
+    return result
+
+
+class ConvergenceWarning(UserWarning):
+    """NUTS failed a convergence test (r_hat, bulk ESS or divergences); the message names it."""
+
+
+def convergence_failures(result: PosteriorResult) -> list[str]:
+    """The convergence tests a NUTS result fails, each naming the test, the site, the value and the
+    threshold: r_hat >= ``result.rhat_max`` (1.01), bulk ESS <= ``ess_per_chain`` x chains, divergences > 0."""
+    ess_min = result.ess_min if result.ess_min is not None else result.ess_per_chain * result.num_chains
+    out = []
+    for n, (rhat, ess) in result.diagnostics().items():
+        r, e = float(np.max(rhat)), float(np.min(ess))
+        if not r < result.rhat_max:  # NaN fails too
+            out.append(f"r_hat[{n}] = {r:.4g} (need < {result.rhat_max:g})")
+        if not e > ess_min:
+            out.append(f"ess_bulk[{n}] = {e:.0f} (need > {ess_min:g})")
+    if result.num_divergences:
+        out.append(f"{result.num_divergences} divergent transitions (need 0)")
+    return out
+
+
+def convergence_report(result: PosteriorResult) -> dict:
+    """JSON-ready convergence summary: converged, the failed tests, divergences, worst r_hat and bulk ESS."""
+    diag = result.diagnostics()
+    fails = convergence_failures(result)
+    return {"converged": not fails, "failures": fails, "divergences": int(result.num_divergences),
+            "r_hat_max": {n: float(np.max(r)) for n, (r, _) in diag.items()},
+            "ess_bulk_min": {n: float(np.min(e)) for n, (_, e) in diag.items()}}
+
+
+def interior_init(model: Callable, values: Mapping, *args, rel: float = 1e-3, **kwargs) -> dict:
+    """``values`` moved off the bounds of each latent site's support (NUTS cannot start on a bound, where the
+    unconstrained value is infinite): a value at or beyond a bound goes ``rel`` x the interval width (or
+    x max(1, |bound|) for a one-sided support) inside."""
+    from numpyro import handlers
+
+    trace = handlers.trace(handlers.seed(model, 0)).get_trace(*args, **kwargs)
+    out = {}
+    for name, v in values.items():
+        v = np.asarray(v, float)
+        sup = trace[name]["fn"].support if name in trace and "fn" in trace[name] else None
+        lo = np.asarray(getattr(sup, "lower_bound", -np.inf), float)
+        hi = np.asarray(getattr(sup, "upper_bound", np.inf), float)
+        width = np.where(np.isfinite(hi - lo), hi - lo, np.maximum(1.0, np.abs(np.where(np.isfinite(lo), lo, hi))))
+        step = rel * width
+        v = np.where(np.isfinite(lo) & (v <= lo + step), lo + step, v)
+        v = np.where(np.isfinite(hi) & (v >= hi - step), hi - step, v)
+        out[name] = v
+    return out

@@ -4,13 +4,13 @@
                                                        "bkg.dresden_ii.a_M": Normal(1.0, 0.03), ...})
     model = JointModel([ana], shared={"sin2_theta_w": Uniform(0.1, 0.4)})
     model(obs=model.observed())        # a NumPyro model in the model(..., obs=None) style
-    model.nll(values)                  # -ln L for fits and scans (same likelihood, same constraints)
-    model.fit(); model.sample(...)     # maximum likelihood (optax + L-BFGS) / NUTS -> InferenceData
+    model.minus2lnL(values)            # -2 ln L for fits, profiles and scans (same likelihood, same constraints)
+    model.fit(fixed=[...]); model.profile("q", qs); model.scan(grid); model.sample(...)
 
 Likelihoods: Poisson for counts, Gaussian with the released errors where a release gives rates
 (Dresden-II). Shared parameters (physics: sin^2 theta_W, Z', scalar, NSI, ...) enter every
 experiment; local ones (quenching, backgrounds, flux normalisation, ...) belong to one and are
-named ``<experiment>:<parameter>`` when several experiments are combined. In ``nll`` a Normal,
+named ``<experiment>:<parameter>`` when several experiments are combined. In ``minus2lnL`` a Normal,
 truncated-normal, half-normal or log-normal prior acts as a constraint term (a nuisance pull) and a
 uniform or log-uniform prior as bounds only, so the frequentist and Bayesian analyses share their
 assumptions.
@@ -29,6 +29,7 @@ import numpyro.distributions as dist
 
 from cevnsjax import experiment as P
 from cevnsjax.experiment import Experiment, PreparedExperiment, predict
+from cevnsjax.names import check_known
 from cevnsjax.stats.infer import LogNormal, LogUniform, Normal, Prior, TruncatedNormal, Uniform, HalfNormal, prior_from_spec
 from cevnsjax.stats.likelihood import gaussian_chi2, poisson_log_likelihood
 
@@ -63,7 +64,7 @@ class Analysis:
     prepared: PreparedExperiment | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "priors", {k: prior_from_spec(v) for k, v in dict(self.priors).items()})
+        object.__setattr__(self, "priors", {k: _named_prior(k, v) for k, v in dict(self.priors).items()})
         if self.prepared is None:
             object.__setattr__(self, "prepared", self.experiment.prepare())
 
@@ -103,7 +104,7 @@ class JointModel:
         names = [a.experiment.name for a in self.analyses]
         if len(set(names)) != len(names):
             raise ValueError(f"experiment names must be unique in a joint model, got {names}")
-        self.shared = {k: prior_from_spec(v) for k, v in dict(shared or {}).items()}
+        self.shared = {k: _named_prior(k, v) for k, v in dict(shared or {}).items()}
         for a in self.analyses:
             P.check_names(list(self.shared) + list(a.priors), a.experiment.defaults, a.component_names, a.experiment)
             clash = set(self.shared) & set(a.priors)
@@ -193,9 +194,9 @@ class JointModel:
                 numpyro.sample(f"obs_{name}", ContinuousPoisson(jnp.maximum(mu, 1e-30)).to_event(mu.ndim), obs=y)
 
     # ------------------------------------------------------------------ likelihood
-    def nll(self, values: Mapping[str, object], obs: Mapping | None = None):
-        """-ln L (Poisson relative to the saturated model, so 2 nll is a deviance; Gaussian: chi^2/2)
-        plus the constraint terms of non-flat priors."""
+    def minus2lnL(self, values: Mapping[str, object], obs: Mapping | None = None):
+        """-2 ln L (Poisson relative to the saturated model, i.e. a deviance; Gaussian: chi^2) plus
+        -2 ln of the non-flat priors (constraint terms, up to constants)."""
         obs = self.observed() if obs is None else obs
         total = 0.0
         for a in self.analyses:
@@ -203,23 +204,84 @@ class JointModel:
             kind, err = self._kind(a)
             y = obs[a.experiment.name]
             if kind == "gaussian":
-                total = total + 0.5 * gaussian_chi2(y, mu, sigma=err)
+                total = total + gaussian_chi2(y, mu, sigma=err)
             else:
-                total = total - poisson_log_likelihood(y, mu, saturated=True)
+                total = total - 2.0 * poisson_log_likelihood(y, mu, saturated=True)
         for k, p in self.priors.items():
             if k in values:
-                total = total + _constraint(p, values[k])
+                total = total + 2.0 * _constraint(p, values[k])
         return total
 
-    def fit(self, *, fixed: Mapping | Sequence[str] | None = None, obs: Mapping | None = None,
-            init: Mapping | None = None, **kwargs):
-        """Maximum likelihood (optax Adam + L-BFGS, multi-start via ``n_starts``); see cevnsjax.stats.fit.minimize."""
+    def _objective(self, values, obs):
+        """The solver's objective: one function object per model, so the compiled solver is reused
+        (jit caches it per model, parameter layout and obs structure)."""
+        return self.minus2lnL(values, obs)
+
+    def _start(self, init, fixed):
+        start = self.init_values()
+        if init is not None:
+            init = init.best_fit if hasattr(init, "best_fit") and not isinstance(init, Mapping) else dict(init)
+            check_known(list(init), list(start), "init parameter")
+            start.update({k: float(v) for k, v in init.items()})
+        if isinstance(fixed, Mapping):
+            check_known(list(fixed), list(start), "fixed parameter")
+            start.update({k: float(v) for k, v in fixed.items()})
+        elif fixed is not None:
+            fixed = [fixed] if isinstance(fixed, str) else list(fixed)
+            check_known(fixed, list(start), "fixed parameter")
+        return start, fixed
+
+    def fit(self, *, fixed: Mapping | Sequence[str] | None = None, init: Mapping | None = None,
+            obs: Mapping | None = None, n_starts: int = 1, seed: int = 0, **kwargs):
+        """Maximum likelihood of every free parameter (:func:`cevnsjax.stats.fit.minimize` on
+        :meth:`minus2lnL`). ``fixed``: names held at ``init``/the model's start values, or name -> value.
+        The compiled solver is cached: a new fixed set costs no new trace."""
         from cevnsjax.stats.fit import minimize
 
-        start = self.init_values()
-        start.update(dict(init or {}))
+        start, fixed = self._start(init, fixed)
         o = self.observed() if obs is None else obs
-        return minimize(self.nll, start, o, bounds=self.bounds(), fixed=fixed, **kwargs)
+        return minimize(self._objective, start, o, bounds=self.bounds(), fixed=fixed, n_starts=n_starts,
+                        seed=seed, **kwargs)
+
+    def profile(self, names: str | Sequence[str], values, *, fixed: Mapping | Sequence[str] | None = None,
+                init: Mapping | None = None, obs: Mapping | None = None, best=None, **kwargs):
+        """Profile likelihood over ``names`` at ``values`` ((G,) for one name, (G, k) for several):
+        every other free parameter is re-fitted at each point (warm-started in order). ``best`` (a
+        FitResult of this model) sets the reference minimum; by default the model is fitted first."""
+        from cevnsjax.stats.fit import profile
+
+        start, fixed = self._start(init, fixed)
+        o = self.observed() if obs is None else obs
+        names_t = (names,) if isinstance(names, str) else tuple(names)
+        check_known(list(names_t), list(start), "profiled parameter")
+        if best is None:
+            best = self.fit(fixed=fixed, init=start, obs=o)
+        return profile(self._objective, best, names_t, values, o, bounds=self.bounds(), fixed=fixed, **kwargs)
+
+    def scan(self, grid, *, profile: Sequence[str] | Mapping | None = None, fixed: Mapping | Sequence[str] | None = None,
+             obs: Mapping | None = None, out_dir=None, resume: bool = True, chunk_size: int = 4096,
+             progress: bool = True, fingerprint: str | None = None, **kwargs):
+        """Delta chi^2 over ``grid`` (a :class:`cevnsjax.stats.scan.Grid`, or axes / "name=spec" strings)
+        with :func:`cevnsjax.stats.scan.run_scan` on :meth:`minus2lnL`. ``profile=None`` profiles every
+        free parameter that is neither on the grid nor fixed (start values and prior bounds); a list
+        of names profiles those; a dict name -> (start, lo, hi) is passed through."""
+        from cevnsjax.stats.scan import Grid, parse_axis, run_scan
+
+        if not isinstance(grid, Grid):
+            grid = Grid([parse_axis(a, valid_names=None) if isinstance(a, str) else a for a in grid])
+        start, fixed = self._start(None, fixed)
+        fixed_d = dict(fixed) if isinstance(fixed, Mapping) else {k: start[k] for k in (fixed or [])}
+        bounds = self.bounds()
+        if profile is None:
+            profile = [k for k in start if k not in grid.names and k not in fixed_d]
+        if not isinstance(profile, Mapping):
+            check_known(list(profile), list(start), "profiled parameter")
+            profile = {k: (start[k], *(np.inf * s if b is None else b for b, s in zip(bounds[k], (-1, 1))))
+                       for k in profile}
+        o = self.observed() if obs is None else obs
+        objective = _BoundObjective(self, o)
+        return run_scan(objective, grid, fixed=fixed_d, profile=dict(profile), out_dir=out_dir, resume=resume,
+                        chunk_size=chunk_size, progress=progress, fingerprint=fingerprint, **kwargs)
 
     def sample(self, *, obs: Mapping | None = None, **kwargs):
         """NUTS over every free parameter; returns a PosteriorResult (see cevnsjax.stats.infer.run_nuts)."""
@@ -227,3 +289,22 @@ class JointModel:
 
         kwargs.setdefault("init_values", self.init_values())
         return run_nuts(self, obs=self.observed() if obs is None else obs, **kwargs)
+
+
+def _named_prior(name: str, spec):
+    """:func:`prior_from_spec`, its error message prefixed with the parameter's name."""
+    try:
+        return prior_from_spec(spec)
+    except ValueError as err:
+        raise ValueError(f"prior of {name!r}: {err}") from None
+
+
+class _BoundObjective:
+    """values -> -2 ln L of a model on fixed observations (a picklable callable for run_scan)."""
+
+    def __init__(self, model, obs):
+        self.model, self.obs = model, obs
+        self.__qualname__ = f"JointModel.minus2lnL[{','.join(a.experiment.name for a in model.analyses)}]"
+
+    def __call__(self, values):
+        return self.model.minus2lnL(values, self.obs)

@@ -87,7 +87,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cevnsjax.stats._linalg import small_solve
+from cevnsjax.stats.optimize import newton
 
 __all__ = [
     "Axis", "Grid", "parse_axis", "ScanResult", "ScanMismatchError", "run_scan", "load_scan",
@@ -241,46 +241,6 @@ class Grid:
     @classmethod
     def from_json(cls, data) -> "Grid":
         return cls([Axis(**d) for d in data])
-
-
-# ---------------------------------------------------------------------------------------- optimiser
-def _newton(f, x0, lo, hi, n_iter, lam0=1e-3):
-    """Projected Levenberg-Marquardt Newton from ``x0`` inside [lo, hi], ``n_iter`` (traced) iterations.
-
-    Returns (x, f(x), decrement, free-Hessian at x, free mask)."""
-    n = x0.shape[0]
-    eye = jnp.eye(n, dtype=x0.dtype)
-    grad, hess = jax.grad(f), jax.hessian(f)
-
-    def system(x):
-        g, H = grad(x), hess(x)
-        at_bound = ((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))
-        free = ~at_bound
-        m = free[:, None] & free[None, :]
-        H = jnp.where(m, H, 0.0) + jnp.diag(jnp.where(free, 0.0, 1.0))
-        g = jnp.where(free, g, 0.0)
-        return g, H, free
-
-    def body(_, st):
-        x, fx, lam = st
-        g, H, free = system(x)
-        d = jnp.abs(jnp.diagonal(H))
-        d = jnp.maximum(d, 1e-12 * jnp.max(d) + jnp.finfo(x.dtype).tiny)
-        step = small_solve(H + lam * jnp.diag(d), -g)
-        xn = jnp.clip(x + jnp.where(free, step, 0.0), lo, hi)
-        fn = f(xn)
-        ok = jnp.isfinite(fn) & (fn <= fx) & jnp.all(jnp.isfinite(xn))
-        x = jnp.where(ok, xn, x)
-        fx = jnp.where(ok, fn, fx)
-        lam = jnp.clip(jnp.where(ok, lam * 0.3, lam * 10.0), 1e-9, 1e12)
-        return x, fx, lam
-
-    x0 = jnp.clip(x0, lo, hi)
-    st = (x0, f(x0), jnp.asarray(lam0, x0.dtype))
-    x, fx, _ = jax.lax.fori_loop(0, n_iter, body, st)
-    g, H, free = system(x)
-    dec = g @ small_solve(H, g)
-    return x, fx, dec, H, free
 
 
 # ------------------------------------------------------------------------------------------- result
@@ -482,7 +442,8 @@ def run_scan(objective: Callable, grid: Grid | Sequence, *, fixed: Mapping | Non
              nuisance_mode: str = "profile", newton_iters: int = 10, coarse_iters: int = 40,
              coarse_points: int = 12, tol: float = 1e-4, valid_names: Sequence[str] | None = None,
              process_index: int | None = None, process_count: int | None = None,
-             on_chunk: Callable | None = None, wait_timeout_s: float = 24 * 3600) -> ScanResult:
+             on_chunk: Callable | None = None, wait_timeout_s: float = 24 * 3600,
+             chunks: Sequence[int] | None = None, assemble: bool = True) -> ScanResult | None:
     """Delta chi^2 of ``objective`` over ``grid`` (see the module docstring).
 
     Args:
@@ -505,6 +466,9 @@ def run_scan(objective: Callable, grid: Grid | Sequence, *, fixed: Mapping | Non
         valid_names: known parameter names; unknown grid, fixed or profile names raise.
         process_index / process_count: this process's share of the chunks (default from JAX).
         on_chunk: called as ``on_chunk(k, n_chunks)`` after chunk ``k`` is written.
+        chunks: compute only these chunk indices (flat C order, ``chunk`` points each) instead of this
+            process's share; with ``assemble=False`` the call returns None once they are written (the
+            hook of cevnsjax.stats.distributed: one Dask task per group of chunks).
     """
     t_start = time.perf_counter()
     grid = grid if isinstance(grid, Grid) else Grid(grid)
@@ -562,7 +526,7 @@ def run_scan(objective: Callable, grid: Grid | Sequence, *, fixed: Mapping | Non
         if not n_nu:
             parts = f_parts(nu0)
             return jnp.sum(parts), parts, nu0, jnp.zeros((), dtype)
-        nu, fx, dec, H, free = _newton(f, nu0, lo, hi, n_iter)
+        nu, fx, dec, H, free, _ = newton(f, nu0, lo, hi, n_iter)
         parts = f_parts(nu)
         chi2 = jnp.sum(parts)
         if nuisance_mode == "marginal":
@@ -650,7 +614,9 @@ def run_scan(objective: Callable, grid: Grid | Sequence, *, fixed: Mapping | Non
         return coarse_nu[near]
 
     # ---------------------------------------------------------------------------------- chunks
-    mine = [k for k in range(n_chunks) if k % pc == pi]
+    mine = [k for k in range(n_chunks) if k % pc == pi] if chunks is None else sorted({int(k) for k in chunks})
+    if mine and not 0 <= mine[0] <= mine[-1] < n_chunks:
+        raise ValueError(f"chunks={list(chunks)}: indices must lie in [0, {n_chunks})")
     done = {k for k in mine if chunk_dir is not None and chunk_path(k).exists()}
     todo = [k for k in mine if k not in done]
     results = {}
@@ -692,6 +658,8 @@ def run_scan(objective: Callable, grid: Grid | Sequence, *, fixed: Mapping | Non
         finish(*pending)
     bar.close()
     t_end_run = time.perf_counter()
+    if not assemble:
+        return None
 
     # -------------------------------------------------------------------------------- assemble
     def load(k):
