@@ -12,16 +12,15 @@ Needs the published data folder ($CEVNSJAX_DATA, default ../shared/data).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import jax
 import jax.numpy as jnp
 
 import cevnsjax as cj
+from cevnsjax.detector.quenching import ModifiedLindhard
 from cevnsjax.experiment import predict
 from cevnsjax.io.presets.dresden_ii import DresdenIIBackground
-from cevnsjax.detector.quenching import ModifiedLindhard
 from cevnsjax.io.spec import experiment_from_spec, load_spec
 
 REPEAT, BATCHES = 30, 10

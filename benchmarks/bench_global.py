@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,17 +30,23 @@ def main():
     p.add_argument("--num-warmup", type=int, default=500)
     p.add_argument("--num-chains", type=int, default=2)
     p.add_argument("--out", default=None)
+    p.add_argument("--chain-method", default="parallel", choices=("parallel", "sequential"),
+                   help="parallel (default): one chain per CPU device (XLA host devices = chains)")
     a = p.parse_args()
     out = Path(a.out or tempfile.mkdtemp(prefix="bench_global_"))
     cmd = [sys.executable, str(ROOT / "models" / "global_fit.py"), "--physics", a.physics, "--datasets", a.datasets,
            "--num-samples", str(a.num_samples), "--num-warmup", str(a.num_warmup), "--num-chains",
-           str(a.num_chains), "--out", str(out), "--no-plots"]
+           str(a.num_chains), "--out", str(out), "--no-plots", "--chain-method", a.chain_method]
+    env = dict(os.environ)
+    if a.chain_method == "parallel":
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={a.num_chains}".strip()
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, env=env)
     wall = time.perf_counter() - t0
     s = json.loads((out / "summary.json").read_text())
     n = s["nuts"]
-    row = {"parameters": s["n_parameters"], "physics": s["physics"], "wall_s": wall,
+    row = {"chain_method": a.chain_method, "load_average_1min": os.getloadavg()[0],
+           "parameters": s["n_parameters"], "physics": s["physics"], "wall_s": wall,
            "nuts_s": n["sampling_time_s"], "r_hat_max": n["r_hat_max"], "divergences": n["divergences"],
            "ess_bulk_min": n["ess_bulk_min"], "ess_bulk_min_per_s": n["ess_bulk_min_per_s"],
            "converged": n["converged"], "within_10_min": wall <= 600}

@@ -40,7 +40,6 @@ import time
 from pathlib import Path
 
 
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--num-samples", type=int, default=4000)
@@ -64,8 +63,8 @@ def main(argv=None):
     from numpyro.infer.util import initialize_model
 
     import cevnsjax as cj
-    from cevnsjax.results import rank_diagnostics
     from cevnsjax.analyses import dresden_ii as DQ
+    from cevnsjax.results import rank_diagnostics
 
     cj.enable_x64()
     model = DQ.build_model(None)
@@ -276,7 +275,8 @@ def main(argv=None):
     for lab, b in (("NUTS", nuts), ("RW oracle", oracle), ("RW adaptive", adapt)):
         print(f"worst {lab:12s}: {b['worst']:22s} {b['worst_ess_per_s']:8.1f} ESS/s, "
               f"{b['worst_ess_per_1000_evals']:7.2f} ESS/1000 evals; tuning charged: "
-              f"{b['worst_ess_per_s_tuning_charged']:8.1f} ESS/s, {b['worst_ess_per_1000_evals_tuning_charged']:7.2f} ESS/1000 evals")
+              f"{b['worst_ess_per_s_tuning_charged']:8.1f} ESS/s, "
+              f"{b['worst_ess_per_1000_evals_tuning_charged']:7.2f} ESS/1000 evals")
     tick = {True: "MET", False: "NOT met"}
     print(f"target NUTS worst >= 100 ESS/s: {tick[out['targets']['nuts_worst_ge_100_ess_per_s']]} "
           f"({nuts['worst_ess_per_s']:.1f})")

@@ -18,8 +18,8 @@ import numpy as np
 from scipy import integrate
 
 import cevnsjax as cj
-from cevnsjax.sources import PionDAR, Reactor
 from cevnsjax.physics.nuclei import Target
+from cevnsjax.sources import PionDAR, Reactor
 
 N_POINTS = 100
 

@@ -12,8 +12,8 @@ import time
 import numpy as np
 
 import cevnsjax as cj
-from cevnsjax.stats import unfold as U
 from cevnsjax.io.location import data_dir
+from cevnsjax.stats import unfold as U
 
 
 def main():

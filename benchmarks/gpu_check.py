@@ -19,8 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import cevnsjax as cj  # noqa: E402
 from bench_scan import BEST_BKG, dresden_objective, plane  # noqa: E402
+
+import cevnsjax as cj  # noqa: E402
 from cevnsjax.stats.scan import run_scan  # noqa: E402
 
 

@@ -1,5 +1,6 @@
 """The ``cevnsjax`` command: ``--version``, ``demo``, ``experiments``, ``predict``, ``fit``, ``scan``, ``unfold``,
-``init`` (a spec template, or docs/spec.md with ``--doc``) and ``params`` (free parameter names)."""
+``init`` (a spec template, or docs/spec.md with ``--doc``), ``params`` (free parameter names) and ``data``
+(list/verify/fetch the published data files)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"cevnsjax {__version__}")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    d = sub.add_parser("demo", help="SM spectra (CsI, Ge, Ar; reactor and pion DAR) and a NUTS fit of a simulated reactor experiment")
+    d = sub.add_parser("demo", help="SM spectra (CsI, Ge, Ar; reactor and pion DAR) and a NUTS fit of a simulated "
+                                    "reactor experiment")
     d.add_argument("--out", required=True, help="output folder (created if missing)")
     d.add_argument("--points", type=int, default=200, help="recoil-energy points per spectrum (default 200)")
     d.add_argument("--num-samples", type=int, default=750, help="NUTS samples per chain")
@@ -95,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("spec", help="TOML specification file or preset name")
     pa.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pa.set_defaults(func=_cmd_params)
+
+    da = sub.add_parser("data", help="the published data files: list, verify (sha256) or fetch them into the data folder")
+    dsub = da.add_subparsers(dest="action", metavar="ACTION", required=True, help="list, verify or fetch")
+    for action, text in (("list", "the registry: sha256 and path of every published file"),
+                         ("verify", "check the files in the data folder against the registry (exit 1 if any is bad)"),
+                         ("fetch", "copy/download the files into the data folder, checking each sha256")):
+        a = dsub.add_parser(action, help=text)
+        a.add_argument("names", nargs="*", help="data sets (e.g. dresden_ii) or files; all when none")
+        a.add_argument("--dir", metavar="FOLDER", help="data folder (default: $CEVNSJAX_DATA, else the per-user data folder)")
+        a.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error")
+        if action == "fetch":
+            a.add_argument("--from", dest="source", metavar="PATH_OR_URL", required=True,
+                           help="folder, file:// or http(s):// base URL laid out like the release (dresden_ii/, ...)")
+    da.set_defaults(func=_cmd_data)
     for sp in sub.choices.values():
         sp.formatter_class = _HelpFormatter
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -170,6 +186,31 @@ def _cmd_params(args) -> int:
     print(f"{'name':34s} {'default':>14s}  prior")
     for r in rows:
         print(f"{r['name']:34s} {r['default']:>14.6g}  {'' if r['prior'] is None else r['prior']}")
+    return 0
+
+
+def _cmd_data(args) -> int:
+    from cevnsjax.io import datasets
+    from cevnsjax.io.location import ENV_VAR, data_root
+
+    root = Path(args.dir).expanduser().resolve() if args.dir else data_root()
+    if args.action == "list":
+        reg = datasets.registry()
+        print(f"# data folder: {root}  (set ${ENV_VAR} or --dir to change it)")
+        for name in datasets._select(args.names):
+            print(f"{reg[name]}  {name}")
+        return 0
+    if args.action == "verify":
+        status = datasets.verify(root, args.names)
+        bad = {k: v for k, v in status.items() if v != "ok"}
+        for name, v in bad.items():
+            print(f"{v:8s} {root / name}")
+        print(f"{len(status) - len(bad)}/{len(status)} files ok in {root}")
+        if bad:
+            print(f"fix: cevnsjax data fetch --from PATH_OR_URL{' --dir ' + str(root) if args.dir else ''}", file=sys.stderr)
+        return 1 if bad else 0
+    got = datasets.fetch(args.source, root, args.names)
+    print(f"{len(got)} files fetched and verified (sha256) in {root}")
     return 0
 
 
@@ -306,8 +347,12 @@ def _default_priors(exp) -> dict:
 def _cmd_fit(args) -> int:
     import numpy as np
 
+    import hashlib
+
+    from cevnsjax import __version__
     from cevnsjax.io.outdir import atomic_path, atomic_write_json, atomic_write_text
-    from cevnsjax.io.spec import SpecError, experiment_from_spec, fit_priors, load_spec
+    from cevnsjax.io.spec import PRESET_DIR, SpecError, experiment_from_spec, fit_priors, load_spec
+    from cevnsjax.plots import fit_spectrum_parts, plot_fit_spectrum
     from cevnsjax.stats.infer import ConvergenceWarning, convergence_report
     from cevnsjax.stats.model import Analysis, JointModel
 
@@ -323,22 +368,30 @@ def _cmd_fit(args) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    spec_file = Path(args.spec) if Path(args.spec).exists() else PRESET_DIR / f"{args.spec}.toml"
+    spec_bytes = spec_file.read_bytes()
+    provenance = {"spec_path": str(spec_file.resolve()), "spec_sha256": hashlib.sha256(spec_bytes).hexdigest()}
     fit = model.fit(obs=obs, n_starts=4)
-    with atomic_path(out / "mle.json") as tmp:
-        fit.save(str(tmp))
+    with atomic_path(out / "mle.nc") as tmp:  # netCDF; cevnsjax.results.load reads it
+        fit.save(str(tmp), attrs={**provenance, "spec": spec_bytes.decode()})
     print(fit)
+    gof = fit_spectrum_parts(model, fit, obs=obs)  # chi2 and ndf = bins - free parameters, as the plot shows
+    with atomic_path(out / "fit_spectrum.png") as tmp:
+        plot_fit_spectrum(model, fit, obs=obs, path=tmp)
     if args.method == "nuts":
         with warnings.catch_warnings():  # reported below, once, as one line
             warnings.simplefilter("ignore", ConvergenceWarning)
             res = model.sample(obs=obs, num_warmup=args.num_warmup, num_samples=args.num_samples,
                                num_chains=args.num_chains, seed=args.seed, init_values=dict(fit.params))
+        res.attrs.update(provenance, spec=spec_bytes.decode())
         with atomic_path(out / "posterior.nc") as tmp:
-            res.save(tmp)
+            res.save(tmp, coords=model.observed_coords())  # bin dims named by the observable, centres as coords
         with atomic_path(out / "corner.png") as tmp:
             res.plot_corner(tmp)
         if len(exp.observable.shape) == 1:
             with atomic_path(out / "spectrum.png") as tmp:
-                res.plot_spectrum(tmp, edges=np.asarray(exp.observable.edges), xlabel=f"{exp.observable.kind}")
+                res.plot_spectrum(tmp, edges=np.asarray(exp.observable.edges), xlabel=gof["xlabel"],
+                                  ylabel=gof["ylabel"])
         summary = res.summary()
         atomic_write_text(out / "summary.csv", summary.to_csv())
         print(summary.to_string())
@@ -350,7 +403,10 @@ def _cmd_fit(args) -> int:
     report = {"experiment": exp.name, "method": args.method, "priors": {k: list(v) if isinstance(v, tuple) else str(v)
                                                                        for k, v in priors.items()},
               "mle": {k: float(np.asarray(v)) for k, v in fit.params.items()}, "minus2lnL": fit.minus2lnL,
-              "mle_converged": fit.converged}
+              "mle_converged": fit.converged, "errors": fit.errors, "units": model.parameter_units(),
+              "chi2": gof["chi2"], "chi2_kind": "Gaussian chi2" if gof["likelihood"] == "gaussian" else
+              "Poisson deviance", "ndf": gof["ndf"], "seed": args.seed, "asimov": bool(args.asimov),
+              "cevnsjax_version": str(__version__), "spec": args.spec, **provenance}
     if args.method == "nuts":
         report["nuts"] = nuts
     atomic_write_json(out / "fit.json", report)
@@ -366,10 +422,13 @@ def _cmd_scan(args) -> int:
 
     from cevnsjax import __version__
     from cevnsjax.experiment import check_names, valid_names
-    from cevnsjax.io.outdir import atomic_path, fingerprint
-    from cevnsjax.io.spec import SpecError, experiment_from_spec, fit_priors, load_spec, recorded_data_paths
+    from cevnsjax.io.outdir import atomic_path, atomic_write_text, fingerprint
+    from cevnsjax.io.spec import PRESET_DIR, SpecError, experiment_from_spec, fit_priors, load_spec, recorded_data_paths
+    from cevnsjax.plots import plot_exclusion, plot_scan
+    from cevnsjax.reporting import parameter_unit
+    from cevnsjax.stats.scan import ScanResult, confidence_threshold, exclusion_curve
     from cevnsjax.stats.model import Analysis, JointModel
-    from cevnsjax.stats.scan import Grid, parse_axis, plot_scan, run_scan
+    from cevnsjax.stats.scan import Grid, parse_axis
 
     try:
         spec = load_spec(args.spec)
@@ -402,9 +461,6 @@ def _cmd_scan(args) -> int:
     dtype = np.float32 if args.float32 else np.float64
     obs = {k: jnp.asarray(v, dtype) for k, v in obs.items()}
 
-    def objective(values):
-        return 2.0 * model.nll(values, obs)
-
     # content fingerprint: the spec's contents, every data file it read, the version and the scan's settings
     fp = fingerprint(spec, recorded_data_paths(), __version__,
                      extra=[args.param, sorted(fixed.items()), names, args.asimov, args.marginalise, args.float32])
@@ -417,11 +473,18 @@ def _cmd_scan(args) -> int:
                        chunk_size=args.chunk_size, out_dir=args.out, progress=not args.no_progress, dtype=dtype,
                        fingerprint=fp, resume=resume, nuisance_mode="marginal" if args.marginalise else "profile")
     else:
-        res = run_scan(objective, grid, fixed=fixed, profile=profile or None, chunk_size=args.chunk_size,
-                       out_dir=args.out, progress=not args.no_progress, dtype=dtype, fingerprint=fp, resume=resume,
-                       nuisance_mode="marginal" if args.marginalise else "profile")
-    ds = res.to_dataset() if hasattr(res, "to_dataset") else None
+        res = model.scan(grid, fixed=fixed, profile=profile, obs=obs, chunk_size=args.chunk_size,
+                         out_dir=args.out, progress=not args.no_progress, dtype=dtype, fingerprint=fp, resume=resume,
+                         nuisance_mode="marginal" if args.marginalise else "profile")
     out = Path(args.out)
+    if isinstance(res, ScanResult):  # record the spec text and the units, and rewrite scan.nc with them
+        spec_file = Path(args.spec) if Path(args.spec).exists() else PRESET_DIR / f"{args.spec}.toml"
+        res.attrs.update(spec=spec_file.read_text(), spec_path=str(spec_file.resolve()),
+                         parameter_units={n: parameter_unit(n, exp.observable.kind) or "unknown"
+                                          for n in [*grid.names, *names]})
+        if (out / "scan.nc").exists():
+            res.save(out / "scan.nc")
+    ds = res.to_dataset() if hasattr(res, "to_dataset") else None
     if len(grid.names) == 2 and ds is not None:
         import matplotlib
 
@@ -432,6 +495,24 @@ def _cmd_scan(args) -> int:
         plot_scan(ds, ax=ax)
         with atomic_path(out / "scan.png") as tmp:
             fig.savefig(tmp, dpi=120)
+        plt.close(fig)
+        # exclusion: the convention of plot_scan / plot_exclusion, 90 % CL with Wilks' dof = 2 (the plane)
+        mass, coupling = grid.names
+        if coupling.startswith("m_") or coupling.endswith("_MeV"):
+            mass, coupling = coupling, mass
+        t = confidence_threshold("90%", 2)
+        m, lim, open_top = exclusion_curve(ds, mass, coupling, "90%", dof=2)
+        head = (f"# cevnsjax {__version__}, {exp.name}: upper limit on {coupling} at 90% CL per {mass}, where "
+                f"Delta chi^2 = {t:.6g} (Wilks, dof=2: the ({mass}, {coupling}) plane, as plot_scan and "
+                "plot_exclusion); open_top=1: allowed up to the top of the grid (the limit lies above it); "
+                "nan: every coupling on the grid is excluded\n")
+        rows = "".join(f"{x:.10g},{y:.10g},{int(o)}\n" for x, y, o in zip(m, lim, open_top))
+        atomic_write_text(out / "exclusion.csv", head + f"{mass},{coupling}_limit_90CL,open_top\n" + rows)
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        plot_exclusion(ds, mass=mass, coupling=coupling, levels=("90%",), dof=2, ax=ax, label=exp.name)
+        ax.set_title(f"{exp.name}: 90% CL exclusion ($\\Delta\\chi^2$ = {t:.3f}, 2 dof)", fontsize=10)
+        with atomic_path(out / "exclusion.png") as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight")
         plt.close(fig)
     best = res.best_fit()
     print(f"scan of {exp.name}: {grid.size} points; best {best}")

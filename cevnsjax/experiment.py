@@ -26,24 +26,37 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from cevnsjax.detector.backgrounds import total_background
-from cevnsjax.sources.base import Source
+from cevnsjax.detector.per_nucleus import PerNucleusQuenching
+from cevnsjax.detector.quenching import E_R_from_Eee, Lindhard, ModifiedLindhard
+from cevnsjax.detector.response import (
+    GeResolution,
+    choose_smearing_grid,
+    gamma_pe_bin_probabilities,
+    gaussian_bin_probabilities,
+    grid_deposit,
+    hermite_weights,
+    poisson_pe_bin_probabilities,
+    time_bin_fractions,
+)
 from cevnsjax.physics.nuclei import Target
 from cevnsjax.physics.params import PhysicsParams
-from cevnsjax.detector.quenching import E_R_from_Eee, Lindhard, ModifiedLindhard
-from cevnsjax.detector.per_nucleus import PerNucleusQuenching
-from cevnsjax.rates import FluxValidityWarning, RateKernels, node_rates, prepare as prepare_kernels
-from cevnsjax.detector.response import ArrivalTimePDF, GeResolution, choose_smearing_grid, gamma_pe_bin_probabilities, \
-    gaussian_bin_probabilities, grid_deposit, hermite_weights, poisson_pe_bin_probabilities, time_bin_fractions
 from cevnsjax.physics.xsec import CrossSectionModel, E_R_max
+from cevnsjax.rates import FluxValidityWarning, RateKernels, node_rates, prepare as prepare_kernels
+from cevnsjax.sources.base import Source
+
+
+class TableRangeWarning(UserWarning):
+    """A tabulated model is used outside its table's range (its end values are held there)."""
 
 __all__ = [
     "OBSERVABLES", "RecoilGrid", "Observable", "Observed", "ExperimentParams", "Experiment",
@@ -270,7 +283,7 @@ class ExperimentParams:
     backgrounds: tuple = ()
     signal_scale: jax.Array | float = 1.0
 
-    def replace(self, **kw) -> "ExperimentParams":
+    def replace(self, **kw) -> ExperimentParams:
         return dataclasses.replace(self, **kw)
 
     def background(self, name: str):
@@ -279,7 +292,7 @@ class ExperimentParams:
                 return b
         raise KeyError(f"no background named {name!r}; have {[b.name for b in self.backgrounds]}")
 
-    def replace_background(self, name: str, **fields) -> "ExperimentParams":
+    def replace_background(self, name: str, **fields) -> ExperimentParams:
         """A copy with fields of the background ``name`` changed (e.g. rate=...)."""
         self.background(name)
         bgs = tuple(dataclasses.replace(b, **fields) if b.name == name else b for b in self.backgrounds)
@@ -331,6 +344,19 @@ class Experiment:
                              f"{type(self.defaults.resolution).__name__}; use smearing='exact'")
         self._check_compound_quenching()
         self._check_grid_coverage()
+        self._check_table_ranges()
+
+    def _check_table_ranges(self):
+        """Warn when the recoil grid runs past a tabulated quenching table (held at its end value there)."""
+        q, g = self.defaults.quenching, self.recoil_grid
+        if g is None or q is None:
+            return
+        for m in (q.models if isinstance(q, PerNucleusQuenching) else (q,)):
+            E = getattr(m, "E_R_keV", None)
+            if E is not None and np.ndim(E) == 1 and (g.max_keV > E[-1] * (1 + 1e-9) or g.min_keV < E[0] * (1 - 1e-9)):
+                warnings.warn(f"{self.name}: quenching table {type(m).__name__} covers E_R {E[0]:g}-{E[-1]:g} keVnr but the "
+                              f"recoil grid spans {g.min_keV:g}-{g.max_keV:g} keVnr; outside the table Q is held at its end "
+                              "value (extrapolation): extend the table or narrow recoil_grid", TableRangeWarning, stacklevel=3)
 
     def _check_grid_coverage(self):
         """The recoil grid must reach the recoil energy of the top observable edge, or the kinematic
@@ -391,7 +417,7 @@ class Experiment:
             out.append(E_R[max(above[0] - 1, 0)] if above.size else E_R[-1])
         return float(max(lo, min(out)))
 
-    def prepare(self) -> "PreparedExperiment":
+    def prepare(self) -> PreparedExperiment:
         """One-time work: kernels on the recoil grid, arrival-time fractions and (smearing = "grid") the
         response table P(bin | E_obs = lo + g step) of the default resolution, with its derivative.
 
@@ -428,7 +454,8 @@ class Experiment:
             kernels=kernels, edge_kernels=edge_kernels, obs_edges=jnp.asarray(obs.edges),
             resp_edges=jnp.asarray(resp_edges), subbins=obs.efficiency_subbins, exposure_kg_day=jnp.asarray(self.exposure_kg_day),
             time_fractions=None if tf is None else jnp.asarray(tf),
-            time_centres_us=None if tf is None else jnp.asarray(0.5 * (np.asarray(obs.time_edges_us[1:]) + np.asarray(obs.time_edges_us[:-1]))),
+            time_centres_us=None if tf is None else jnp.asarray(
+                0.5 * (np.asarray(obs.time_edges_us[1:]) + np.asarray(obs.time_edges_us[:-1]))),
             kind=obs.kind, direct=direct, renormalise_positive=obs.renormalise_positive,
             **self._grid_smearing(resp_edges),
         )

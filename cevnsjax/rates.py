@@ -23,19 +23,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from functools import partial
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from cevnsjax.physics.constants import G_F, HBARC2_MEV2_CM2, KEV, SECONDS_PER_DAY
-from cevnsjax.sources.base import ContinuousComponent, LineComponent, Source, subintervals
 from cevnsjax.physics.nuclei import Target
 from cevnsjax.physics.params import PhysicsParams
 from cevnsjax.physics.xsec import CrossSectionModel, E_nu_min, E_R_max, coefficients, kinematic_weights
+from cevnsjax.sources.base import ContinuousComponent, LineComponent, Source, subintervals
 
 __all__ = ["RateKernels", "FluxValidityWarning", "warn_truncated_flux", "prepare", "node_rates", "recoil_spectrum",
            "binned_rate", "expected_counts"]
@@ -80,9 +80,10 @@ class RateKernels:
     def n_components(self) -> int:
         return len(self.component_names)
 
-    def astype(self, dtype) -> "RateKernels":
+    def astype(self, dtype) -> RateKernels:
         """Kernels with floating arrays cast to ``dtype`` (e.g. float32 for GPUs)."""
-        cast = {k: jnp.asarray(getattr(self, k), dtype) for k in ("K", "E_R_MeV", "weight_keV", "Z", "N", "M_MeV", "rp0_fm", "rn0_fm")}
+        fields = ("K", "E_R_MeV", "weight_keV", "Z", "N", "M_MeV", "rp0_fm", "rn0_fm")
+        cast = {k: jnp.asarray(getattr(self, k), dtype) for k in fields}
         return dataclasses.replace(self, **cast)
 
 

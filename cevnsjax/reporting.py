@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["jsonable", "write_json", "fit_summary", "posterior_summary", "inside_bounds", "Timer"]
+__all__ = ["jsonable", "write_json", "fit_summary", "posterior_summary", "inside_bounds", "Timer",
+           "OBSERVABLE_AXES", "observable_axis", "parameter_unit", "with_unit"]
 
 
 def jsonable(o):
@@ -125,3 +126,54 @@ class Timer:
     def __exit__(self, *exc):
         self.s = time.perf_counter() - self.t0
         return False
+
+
+# ------------------------------------------------------------------------------------------- units
+#: observable kind -> (symbol, unit) for axis labels, dimension names and netCDF ``units`` attributes
+OBSERVABLE_AXES = {"E_R_keV": ("E_R", "keV"), "E_ee_keV": ("E_ee", "keVee"), "PE": ("PE", "PE")}
+_UNITS = {"m_zprime_MeV": "MeV", "m_scalar_MeV": "MeV", "delta_rp_fm": "fm", "delta_rn_fm": "fm"}
+_DIMENSIONLESS = ("k", "q", "signal_scale", "flux_norm", "sin2_theta_w", "g_zprime", "g_scalar", "delta_gp_v",
+                  "delta_gn_v")
+
+
+def observable_axis(kind: str) -> tuple:
+    """(symbol, unit) of an observable kind, e.g. ``"E_ee_keV"`` -> ``("E_ee", "keVee")``."""
+    return OBSERVABLE_AXES.get(kind, (kind, ""))
+
+
+def parameter_unit(name: str, observable_kind: str | None = None) -> str | None:
+    """Unit of a free parameter name ("1" when dimensionless, None when not known).
+
+    Quenching k and q (modified Lindhard, q/eps with eps dimensionless), scales, couplings and NSI
+    epsilons: "1"; masses: "MeV"; radius shifts: "fm"; ``magnetic_moment_1e10_muB_*``: "1e-10 mu_B";
+    ``charge_radius2_1e32_cm2_*``: "1e-32 cm^2"; background ``rate``/``rate0``: counts/(unit kg day) and
+    ``amplitude``: counts/(kg day), ``centre``/``sigma``/``decay`` in the observable's unit (given by
+    ``observable_kind``), ``scale``: "1". An ``<experiment>:`` prefix is ignored.
+    """
+    base = name.split(":", 1)[-1]
+    if base in _UNITS:
+        return _UNITS[base]
+    if base in _DIMENSIONLESS or base.startswith(("eps_", "flux.", "quenching.")):
+        return "1"
+    if base.startswith("magnetic_moment_1e10_muB"):
+        return "1e-10 mu_B"
+    if base.startswith("charge_radius2_1e32_cm2"):
+        return "1e-32 cm^2"
+    if base.startswith("bkg."):
+        field = base.rsplit(".", 1)[-1]
+        unit = observable_axis(observable_kind)[1] if observable_kind else None
+        if field == "scale":
+            return "1"
+        if field == "amplitude":
+            return "counts/(kg day)"
+        if field in ("rate", "rate0") and unit:
+            return f"counts/({unit} kg day)"
+        if field in ("centre", "sigma", "decay") and unit:
+            return unit
+    return None
+
+
+def with_unit(label: str, unit: str | None) -> str:
+    """``"m_zprime_MeV [MeV]"``; the label alone when the unit is unknown or "1"."""
+    return f"{label} [{unit}]" if unit and unit != "1" else label
+

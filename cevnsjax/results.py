@@ -12,8 +12,8 @@ convergence check (rank-normalised split R-hat and bulk ESS, Vehtari et al. 2021
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -41,13 +41,27 @@ def _z_scale(x):
 def rank_diagnostics(x) -> tuple:
     """Rank-normalised split R-hat (max of bulk and folded) and bulk ESS of draws ``x`` (chain, draw, ...).
 
-    Elementwise over trailing dims. Same definitions as ``arviz.rhat`` / ``arviz.ess(method="bulk")``.
+    Elementwise over trailing dims: ``arviz.rhat`` / ``arviz.ess(method="bulk")`` when ArviZ is
+    installed (imported here, lazily), else the same definitions on ``numpyro.diagnostics``.
     """
-    from numpyro.diagnostics import effective_sample_size, gelman_rubin
-
     x = np.asarray(x, float)
     if x.ndim < 2 or x.shape[1] < 4:
         raise ValueError(f"need draws shaped (chain, draw >= 4, ...), got {x.shape}")
+    try:
+        import arviz as az
+    except ImportError:
+        return _rank_diagnostics_numpyro(x)
+    const = np.ptp(x.reshape(-1, *x.shape[2:]), axis=0) == 0
+    ds = az.convert_to_dataset(x)
+    rhat = np.asarray(az.rhat(ds)["x"].values, float)
+    ess = np.asarray(az.ess(ds, method="bulk")["x"].values, float)
+    return np.where(const, 1.0, rhat), np.where(const, float(x.shape[0] * x.shape[1]), ess)
+
+
+def _rank_diagnostics_numpyro(x) -> tuple:
+    """:func:`rank_diagnostics` without ArviZ (numpyro.diagnostics on rank-normalised split chains)."""
+    from numpyro.diagnostics import effective_sample_size, gelman_rubin
+
     xs = _split_chains(x)
     zb = _z_scale(xs)
     zf = _z_scale(np.abs(xs - np.median(xs, axis=(0, 1))))
@@ -59,7 +73,7 @@ def rank_diagnostics(x) -> tuple:
     return rhat, ess
 
 
-def _flat(samples: Mapping[str, np.ndarray], names) -> tuple:
+def flat_samples(samples: Mapping[str, np.ndarray], names) -> tuple:
     """(labels, matrix (n_samples, n_labels)) of the scalar elements of ``names``."""
     labels, cols = [], []
     for n in names:
@@ -167,20 +181,82 @@ class PosteriorResult:
             self._idata = self.to_inference_data()
         return self._idata
 
-    def to_inference_data(self):
+    def set_observed_coords(self, coords: Mapping) -> None:
+        """Name the bin dimensions of observed sites and give them coordinates (kept in ``attrs``,
+        so saved files keep them). ``coords``: site -> ``{dim: bin centres, ...}`` (one entry per
+        axis, in order), or site -> ``{"dims": [...], "coords": {...}, "units": {dim: unit},
+        "values_units": ..., "long_name": ...}`` as :meth:`cevnsjax.stats.model.JointModel.observed_coords`
+        gives."""
+        cur = dict(self.attrs.get("observed_coords") or {})
+        for site, c in dict(coords).items():
+            c = dict(c) if "dims" in c else {"dims": list(c), "coords": dict(c)}
+            c["coords"] = {d: np.asarray(v, float).tolist() for d, v in c["coords"].items()}
+            obs = self.groups["observed_data"].get(site)
+            shape = tuple(len(c["coords"][d]) for d in c["dims"])
+            if obs is not None and np.shape(obs) != shape:
+                raise ValueError(f"coords of {site!r} give shape {shape}; the site has shape {np.shape(obs)}")
+            cur[site] = c
+        self.attrs["observed_coords"] = cur
+        self._idata = None
+
+    def to_inference_data(self, coords: Mapping | None = None):
+        """ArviZ ``InferenceData``: observed, log-likelihood and predictive sites with named bin dims
+        (the observable's kind with bin-centre coordinates where known, see :meth:`set_observed_coords`;
+        else ``<site>_bin``), ``units`` / ``long_name`` attributes on the variables and
+        ``cevnsjax_version`` (and ``spec``, when the CLI set it) on every group."""
         import arviz as az
 
-        dims = {}
+        if coords is not None:
+            self.set_observed_coords(coords)
+        known = dict(self.attrs.get("observed_coords") or {})
+        dims, crd = {}, {}
         for site in self.observed_sites:
             obs = self.groups["observed_data"].get(site)
-            if obs is not None:
-                dims[site] = [f"{site}_dim_{i}" for i in range(np.ndim(obs))]
+            if obs is None:
+                continue
+            if site in known:
+                dims[site] = list(known[site]["dims"])
+                crd.update({d: np.asarray(v) for d, v in known[site]["coords"].items()})
+            else:
+                nd = np.ndim(obs)
+                dims[site] = [f"{site}_bin"] if nd == 1 else [f"{site}_bin_{i}" for i in range(nd)]
         kw = {g: (v or None) for g, v in self.groups.items()}
-        attrs = {_ATTR_KEY: json.dumps(self.attrs, default=_jsonable)}
-        return az.from_dict(**kw, dims=dims, attrs=attrs)
+        attrs = {_ATTR_KEY: json.dumps(self.attrs, default=_jsonable), "cevnsjax_version": _version()}
+        if "spec" in self.attrs:
+            attrs["spec"] = str(self.attrs["spec"])
+        idata = az.from_dict(**kw, dims=dims, coords=crd or None, attrs=attrs)
+        self._label_variables(idata, known)
+        return idata
+
+    def _label_variables(self, idata, known: Mapping) -> None:
+        """``units`` and ``long_name`` attributes of the variables and bin coordinates of ``idata``."""
+        punits = dict(self.attrs.get("parameter_units") or {})
+        stats = {"diverging": ("divergent transition", "1"), "lp": ("log posterior density", "1"),
+                 "n_steps": ("leapfrog steps", "1"), "tree_depth": ("NUTS tree depth", "1"),
+                 "acceptance_rate": ("mean acceptance probability", "1"), "step_size": ("leapfrog step size", "1")}
+        for g in idata.groups():
+            ds = getattr(idata, g)
+            for k in ds.data_vars:
+                a = ds[k].attrs
+                info = known.get(k, {})
+                if g in ("posterior", "prior"):
+                    a["long_name"] = f"{k} ({g} draws)"
+                    if punits.get(k):
+                        a["units"] = punits[k]
+                elif g == "sample_stats" and k in stats:
+                    a["long_name"], a["units"] = stats[k]
+                elif g == "log_likelihood":
+                    a.update(long_name=f"pointwise log-likelihood of {k} per bin (natural log)", units="1")
+                elif g in ("observed_data", "posterior_predictive", "prior_predictive"):
+                    a["long_name"] = info.get("long_name", f"{k} per bin") + ("" if g == "observed_data" else f" ({g})")
+                    a["units"] = info.get("values_units", "counts")
+            for info in known.values():
+                for d in info["dims"]:
+                    if d in ds.coords:
+                        ds[d].attrs.update(long_name=f"bin centre of {d}", units=info.get("units", {}).get(d, ""))
 
     @classmethod
-    def from_inference_data(cls, idata, **kw) -> "PosteriorResult":
+    def from_inference_data(cls, idata, **kw) -> PosteriorResult:
         groups, attrs = {}, {}
         for g in GROUPS:
             if g in idata.groups():
@@ -199,8 +275,11 @@ class PosteriorResult:
         return az.summary(self.idata, var_names=self._check_vars(var_names), **kwargs)
 
     # ------------------------------------------------------------------ files
-    def save(self, path) -> str:
-        """Write to ``path``: ``.nc`` -> netCDF via ArviZ (h5netcdf), ``.npz`` -> NumPy (no ArviZ needed)."""
+    def save(self, path, coords: Mapping | None = None) -> str:
+        """Write to ``path``: ``.nc`` -> netCDF via ArviZ (h5netcdf), ``.npz`` -> NumPy (no ArviZ needed).
+        ``coords``: bin coordinates of the observed sites (:meth:`set_observed_coords`)."""
+        if coords is not None:
+            self.set_observed_coords(coords)
         path = str(path)
         if path.endswith(".npz"):
             arrays = {f"{g}::{k}": v for g, d in self.groups.items() for k, v in d.items()}
@@ -213,7 +292,7 @@ class PosteriorResult:
         return path
 
     @classmethod
-    def load(cls, path, **kw) -> "PosteriorResult":
+    def load(cls, path, **kw) -> PosteriorResult:
         path = str(path)
         if path.endswith(".npz"):
             with np.load(path, allow_pickle=False) as z:
@@ -229,92 +308,18 @@ class PosteriorResult:
 
         return cls.from_inference_data(az.from_netcdf(path), **kw)
 
-    # ------------------------------------------------------------------ plots
-    def plot_corner(self, path=None, var_names=None, truths: Mapping | None = None, bins: int = 30,
-                    max_params: int = 12):
-        """Corner plot (1-D histograms on the diagonal, 2-D histograms below) of the latent sites or
-        ``var_names``; ``truths`` (label -> value) draws reference lines. Returns the figure."""
-        from matplotlib.figure import Figure
+    # ------------------------------------------------------------------ plots (cevnsjax.plots)
+    def plot_corner(self, path=None, **kwargs):
+        """Corner plot of the posterior: :func:`cevnsjax.plots.plot_corner`."""
+        from cevnsjax.plots import plot_corner
 
-        names = self._check_vars(var_names)
-        labels, X = _flat(self.posterior, names)
-        k = len(labels)
-        if k > max_params:
-            raise ValueError(f"{k} scalar parameters ({labels[:5]}...); choose var_names from "
-                             f"{list(self.posterior)} or raise max_params")
-        fig = Figure(figsize=(2.2 * k + 0.6, 2.2 * k + 0.6))
-        axes = fig.subplots(k, k, squeeze=False)
-        truths = dict(truths or {})
-        for i in range(k):
-            for j in range(k):
-                ax = axes[i, j]
-                if j > i:
-                    ax.set_visible(False)
-                    continue
-                if i == j:
-                    ax.hist(X[:, i], bins=bins, histtype="step", color="k")
-                    q = np.percentile(X[:, i], [16, 50, 84])
-                    for v in q:
-                        ax.axvline(v, ls="--", lw=0.8, color="k")
-                    ax.set_title(f"{labels[i]} = {q[1]:.4g}$^{{+{q[2] - q[1]:.2g}}}_{{-{q[1] - q[0]:.2g}}}$",
-                                 fontsize=8)
-                    ax.set_yticks([])
-                    if labels[i] in truths:
-                        ax.axvline(truths[labels[i]], color="C0")
-                else:
-                    ax.hist2d(X[:, j], X[:, i], bins=bins, cmap="Greys")
-                    if labels[j] in truths:
-                        ax.axvline(truths[labels[j]], color="C0")
-                    if labels[i] in truths:
-                        ax.axhline(truths[labels[i]], color="C0")
-                if i == k - 1:
-                    ax.set_xlabel(labels[j])
-                if j == 0 and i > 0:
-                    ax.set_ylabel(labels[i])
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=110)
-        return fig
+        return plot_corner(self, path, **kwargs)
 
-    def plot_spectrum(self, path=None, edges=None, observed_site: str | None = None, *, xlabel: str = "E [keV]",
-                      ylabel: str = "counts / bin", logy: bool = False):
-        """Observed counts (points with sqrt(n) bars) and the posterior-predictive median with 68 %
-        and 95 % bands, as steps over bin ``edges``. Returns the figure."""
-        from matplotlib.figure import Figure
+    def plot_spectrum(self, path=None, edges=None, observed_site: str | None = None, **kwargs):
+        """Posterior-predictive spectrum: :func:`cevnsjax.plots.plot_spectrum`."""
+        from cevnsjax.plots import plot_spectrum
 
-        obs_sites = list(self.groups["observed_data"])
-        if observed_site is None:
-            if len(obs_sites) != 1:
-                raise ValueError(f"give observed_site; valid choices: {obs_sites}")
-            observed_site = obs_sites[0]
-        if observed_site not in obs_sites or observed_site not in self.groups["posterior_predictive"]:
-            raise ValueError(f"unknown observed site {observed_site!r}; valid choices: "
-                             f"{[s for s in obs_sites if s in self.groups['posterior_predictive']]}")
-        n = np.ravel(self.groups["observed_data"][observed_site])
-        pp = self.groups["posterior_predictive"][observed_site]
-        pp = pp.reshape(pp.shape[0] * pp.shape[1], -1)
-        edges = np.arange(n.size + 1, dtype=float) if edges is None else np.asarray(edges, float)
-        if edges.shape != (n.size + 1,):
-            raise ValueError(f"edges has {edges.size} values; site {observed_site!r} has {n.size} bins, "
-                             f"so give {n.size + 1} edges")
-        q = np.percentile(pp, [2.5, 16, 50, 84, 97.5], axis=0)
-        step = lambda a: np.append(a, a[-1])
-        fig = Figure(figsize=(6.4, 4.4))
-        ax = fig.subplots()
-        ax.fill_between(edges, step(q[0]), step(q[4]), step="post", color="C0", alpha=0.2, label="95 % PPC")
-        ax.fill_between(edges, step(q[1]), step(q[3]), step="post", color="C0", alpha=0.4, label="68 % PPC")
-        ax.step(edges, step(q[2]), where="post", color="C0", label="PPC median")
-        c = 0.5 * (edges[1:] + edges[:-1])
-        ax.errorbar(c, n, yerr=np.sqrt(np.maximum(n, 0)), fmt="ko", ms=3, label="data")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        if logy:
-            ax.set_yscale("log")
-        ax.legend(frameon=False)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=110)
-        return fig
+        return plot_spectrum(self, path, edges, observed_site, **kwargs)
 
     def __repr__(self) -> str:
         return (f"PosteriorResult({self.num_chains} chains x {self.num_draws} draws, latent {list(self.latent_sites)}, "
@@ -337,6 +342,9 @@ def _version() -> str:
 
 
 def _write_nc(ds, path, kind: str) -> str:
+    for k in ds.data_vars:  # every variable named and with units (dimensionless where none is given)
+        ds[k].attrs.setdefault("long_name", k.replace("_", " "))
+        ds[k].attrs.setdefault("units", "1")
     ds.attrs.update(cevnsjax_kind=kind, cevnsjax_version=_version())
     ds.to_netcdf(path)
     return str(path)
@@ -425,10 +433,12 @@ class FitResult:
 
         fn = list(self.free_names)
         ds = xr.Dataset(
-            {"value": ("param", np.asarray(self.values, float), {"long_name": "best-fit value"}),
-             "free": ("param", np.asarray(self.free, np.int8)),
+            {"value": ("param", np.asarray(self.values, float),
+                       {"long_name": "best-fit value", "units": "per parameter (see fit.json / the spec)"}),
+             "free": ("param", np.asarray(self.free, np.int8), {"long_name": "fitted (1) or held fixed (0)"}),
              "covariance": (("free_param", "free_param_2"), np.asarray(self.covariance, float),
-                            {"long_name": "(H/2)^-1, H = Hessian of -2 ln L"}),
+                            {"long_name": "(H/2)^-1, H = Hessian of -2 ln L",
+                             "units": "product of the two parameters' units"}),
              "start_minus2lnL": ("start", np.asarray(self.start_minus2lnL, float), {"units": "1"})},
             coords={"param": list(self.names), "free_param": fn, "free_param_2": fn})
         ds.attrs.update(minus2lnL=float(self.minus2lnL), converged=int(self.converged), n_iter=int(self.n_iter),
@@ -436,12 +446,15 @@ class FitResult:
                         shapes=json.dumps([list(s) for s in self.shapes]))
         return ds
 
-    def save(self, path) -> str:
-        """Write as netCDF (``cevnsjax.results.load`` reads it back)."""
-        return _write_nc(self.to_dataset(), path, "FitResult")
+    def save(self, path, attrs: Mapping | None = None) -> str:
+        """Write as netCDF (``cevnsjax.results.load`` reads it back); ``attrs`` (str/number values,
+        e.g. ``spec``) are added to the file's attributes."""
+        ds = self.to_dataset()
+        ds.attrs.update(dict(attrs or {}))
+        return _write_nc(ds, path, "FitResult")
 
     @classmethod
-    def from_dataset(cls, ds) -> "FitResult":
+    def from_dataset(cls, ds) -> FitResult:
         a = ds.attrs
         return cls(names=tuple(str(n) for n in ds["param"].values), values=np.asarray(ds["value"].values, float),
                    free=tuple(bool(f) for f in ds["free"].values), minus2lnL=float(a["minus2lnL"]),
@@ -451,7 +464,7 @@ class FitResult:
                    keys=tuple(json.loads(a["keys"])), shapes=tuple(tuple(s) for s in json.loads(a["shapes"])))
 
     @classmethod
-    def load(cls, path) -> "FitResult":
+    def load(cls, path) -> FitResult:
         return cls.from_dataset(_read_nc(path, "FitResult"))
 
 
@@ -520,10 +533,11 @@ class ProfileResult:
         import xarray as xr
 
         ds = xr.Dataset(
-            {"points": (("point", "name"), self.points),
+            {"points": (("point", "name"), self.points, {"long_name": "profiled point", "units": "per parameter (name)"}),
              "minus2lnL": ("point", np.asarray(self.minus2lnL, float), {"long_name": "profiled -2 ln L"}),
              "converged": ("point", np.asarray(self.converged, np.int8)),
-             "nuisance": (("point", "nuisance_name"), np.asarray(self.nuisance, float).reshape(len(self.minus2lnL), -1))},
+             "nuisance": (("point", "nuisance_name"), np.asarray(self.nuisance, float).reshape(len(self.minus2lnL), -1),
+                          {"long_name": "re-fitted nuisance", "units": "per parameter (nuisance_name)"})},
             coords={"name": list(self.names), "nuisance_name": list(self.nuisance_names)})
         ds.attrs.update(minus2lnL_min=float(self.minus2lnL_min), ndim_values=int(np.ndim(self.values)))
         return ds
@@ -532,7 +546,7 @@ class ProfileResult:
         return _write_nc(self.to_dataset(), path, "ProfileResult")
 
     @classmethod
-    def from_dataset(cls, ds) -> "ProfileResult":
+    def from_dataset(cls, ds) -> ProfileResult:
         pts = np.asarray(ds["points"].values, float)
         return cls(names=tuple(str(n) for n in ds["name"].values),
                    values=pts[:, 0] if int(ds.attrs["ndim_values"]) == 1 else pts,
@@ -542,22 +556,28 @@ class ProfileResult:
                    nuisance=np.asarray(ds["nuisance"].values, float))
 
     @classmethod
-    def load(cls, path) -> "ProfileResult":
+    def load(cls, path) -> ProfileResult:
         return cls.from_dataset(_read_nc(path, "ProfileResult"))
 
 
 def load(path):
-    """Read any cevnsjax result file (netCDF), dispatching on its ``cevnsjax_kind`` attribute."""
+    """Read any cevnsjax result file (netCDF), dispatching on its ``cevnsjax_kind`` attribute:
+    FitResult, ProfileResult, ScanResult, PosteriorResult or an unfolding result."""
     import xarray as xr
 
     with xr.open_dataset(path) as ds:
         kind = ds.attrs.get("cevnsjax_kind")
+        is_scan = "delta_chi2" in ds.data_vars and "grid" in ds.attrs
     if kind == "FitResult":
         return FitResult.load(path)
     if kind == "ProfileResult":
         return ProfileResult.load(path)
-    if kind == "ScanResult" or "delta_chi2" in getattr(ds, "data_vars", {}):
+    if kind == "ScanResult" or is_scan:
         from cevnsjax.stats.scan import load_scan
 
         return load_scan(path)
+    if kind in ("UnfoldingResult", "UnfoldingProblem", "BetaScan"):
+        from cevnsjax.stats import unfold
+
+        return getattr(unfold, kind).load(path)
     return PosteriorResult.load(path)

@@ -125,7 +125,8 @@ def coherent_rows(dd, timings):
         "COHERENT, Science 357, 1123 (2017); the talk", mu,
         f"{mu:.3f} +- {err:.3f}; in the ROI (6-30 PE, t <= 6 us): {mu * n_roi:.1f} +- {err * n_roi:.1f} events "
         f"(published 134 +- 22); no-CEvNS Delta chi^2 = {d2:.1f} ({z:.1f} sigma)",
-        "`models/coherent_csi.py` likelihood: `cevnsjax.analyses.coherent_csi.build(('coherent_csi_2017',), 'signal', ...).fit()`",
+        "`models/coherent_csi.py` likelihood: "
+        "`cevnsjax.analyses.coherent_csi.build(('coherent_csi_2017',), 'signal', ...).fit()`",
         f"signal strength {100 * (mu / mu_pub - 1):+.0f} % (ratio to ratio: independent of the SM normalisation), "
         f"ROI events {100 * (mu * n_roi / 134 - 1):+.0f} %, both within 1 sigma. Our error includes the release's "
         "systematics as nuisances (flux 10 %, QF 19 %, acceptance, backgrounds); the published +-22 and the "
@@ -156,7 +157,8 @@ def coherent_rows(dd, timings):
         "COHERENT, PRL 129, 081801 (2022)", mu21 * n21,
         f"{mu21 * n21:.1f} +- {err21 * n21:.1f} (signal strength {mu21:.3f} +- {err21:.3f}); "
         f"no-CEvNS Delta chi^2 = {d221:.0f} ({z21:.1f} sigma)",
-        "`models/coherent_csi.py` likelihood: `cevnsjax.analyses.coherent_csi.build(('coherent_csi_2021',), 'signal', ...).fit()`",
+        "`models/coherent_csi.py` likelihood: "
+        "`cevnsjax.analyses.coherent_csi.build(('coherent_csi_2021',), 'signal', ...).fit()`",
         f"{100 * (mu21 * n21 / 306 - 1):+.0f} %. Only the released ROI counts (9 PE x 5 t bins) and the "
         "smoothed anti-coincidence background are fitted, with BRN/NIN templates normalised to the fit code's "
         "18.4 and 5.6 events; the paper fits 3-D PDFs (PE, t, F90-like cuts) with more information.",
@@ -308,15 +310,14 @@ def mimic_row():
     """2104.01811 scenario: Asimov data with modified Lindhard (k = 0.153, q = -15e-5), fitted with the standard
     Lindhard QF (k = 0.157) and SM only / + light scalar / + light Z'; the reactor flux below 2 MeV included."""
     from cevnsjax.analyses import qf_mimics as M
-    from scipy.special import xlogy
 
     out = {}
     masses = np.geomspace(*M.M_RANGE, 9)
     for le in (True, False):
         a = types.SimpleNamespace(k_std=0.157, bkg=0.0, threshold=0.2, low_energy=le)
         _, obs = M.truth_counts(a)
-        mu = M.expected(M.build(None, a), {})
-        sm = float(2 * np.sum(mu - obs + xlogy(obs, obs / mu)))  # Poisson deviance (no free parameters)
+        smm = M.build(None, a)  # no free parameters: -2 ln L of the SM, the likelihood of the mediator fits
+        sm = float(smm.minus2lnL({}, {smm.analyses[0].experiment.name: obs}))
         fits = {w: M.fit_mediator(w, a, obs, masses, {})[1] for w in ("scalar", "zprime")}
         out[le] = (obs, sm, fits)
     obs, sm, fits = out[True]
@@ -467,6 +468,7 @@ def unfolding_toys(problem, n_toys, seed, betas=UNFOLD_BETAS):
     ``cevnsjax.stats.unfold.run_unfolding`` (same data, seeds and grid; its bias statistics, which need a
     Jacobian per toy and ~1 minute of compilation, are not needed for the bands)."""
     import jax.numpy as jnp
+
     from cevnsjax.stats import unfold as U
 
     L = jnp.asarray(U.second_difference_matrix(problem.m))
@@ -646,26 +648,21 @@ def plot_unfolding(path, res, pc, nc, nn, k20):
 def global_rows(timings):
     """sin^2 theta_W and R_n(CsI) from the global fit of models/global_fit.py (Dresden-II + CsI 2017 + CsI 2021 +
     LAr 2020; every experiment's nuisances, Ge (k, q) profiled): MLE, Hessian errors, 11-point profiles."""
-    import importlib.util
-
-    from cevnsjax.analyses import coherent_csi as CC
+    from cevnsjax.analyses import global_fit as G
 
     t = time.perf_counter()
-    spec = importlib.util.spec_from_file_location("global_fit", ROOT / "models" / "global_fit.py")
-    G = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(G)
-    gm = G.GlobalModel(G.DATASETS, ("sin2", "rn"))
-    f = G.Fitter(gm)
-    best = f.fit(init=gm.init_values())
-    best = f.fit(init=best["params"])
-    rn0 = CC.proton_shift([a for a in gm.analyses if a.experiment.name in G.CSI][0].prepared)[2]
+    gm = G.global_model(G.DATASETS, ("sin2", "rn"))
+    fit = gm.fit()
+    best = {"params": fit.best_fit, "errors": fit.errors, "minus2lnL": float(fit.minus2lnL)}
+    rn0 = G.csi_default_radius(gm)
     iv = {}
     for p in ("sin2_theta_w", G.RN_SITE):
         v, e = best["params"][p], best["errors"][p]
         g = np.linspace(v - 2.5 * e, v + 2.5 * e, 11)
-        iv[p] = G.interval(g, f.profile(p, g, best), 1.0)
+        iv[p] = list(gm.profile(p, g, best=fit).interval(0.6827))
     timings["global"] = time.perf_counter() - t
-    cmd = "`models/global_fit.py`: `Fitter(GlobalModel(DATASETS, ('sin2', 'rn'))).fit()`, `.profile(...)`"
+    cmd = ("`cevnsjax.analyses.global_fit.global_model(DATASETS, ('sin2', 'rn'))`: `.fit()`, `.profile(...)` "
+           "(as `python models/global_fit.py`)")
     common = ("Global: Dresden-II (Gaussian chi^2, modified Lindhard k ~ N(0.162, 0.004), q free, 7 backgrounds) + "
               "CsI 2017 + CsI 2021 + LAr 2020 (Poisson, their own flux/QF/acceptance/background nuisances); "
               "27 parameters. The 2021 CsI data set contains the 2017 one: those events count twice here.")

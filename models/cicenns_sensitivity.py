@@ -43,8 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cevnsjax.analyses.cicenns import build, build_experiment, fisher, fisher_at
-from cevnsjax.analyses.cicenns import nuisance_priors as _nuisance_priors
+from cevnsjax.analyses.cicenns import build, build_experiment, fisher, fisher_at, nuisance_priors as _nuisance_priors
 from cevnsjax.reporting import Timer, posterior_summary, write_json
 
 TALK = {"cicenns_xsec_precision": 0.065, "measured_xsec_precision": 0.16, "sm_theory_precision": 0.048}
@@ -219,7 +218,7 @@ def main(a):
                "condition_number": float(w[-1] / max(w[0], 1e-300)),
                "note": "one target: only (2Z+N) eps_u + (Z+2N) eps_d is constrained; two allowed bands"}
         grid = np.linspace(-1.0, 1.0, 161)
-        for poi, other in (("eps_u_ee", "eps_d_ee"), ("eps_d_ee", "eps_u_ee")):
+        for poi in ("eps_u_ee", "eps_d_ee"):
             jm1 = build(e, prep, {poi: Uniform(-1.0, 1.0)}, nuis)
             sig_f = fisher(jm1).errors[poi]
             if a.quick:
@@ -278,16 +277,18 @@ def main(a):
     summary["fisher_vs_posterior"] = {
         "signal_scale": {"fisher": sf, "profile": hw, "nuts_sd": ps["signal_scale"]["sd"]},
         "sin2_theta_w": {"fisher": sw, "profile": hww, "nuts_sd": pw["sin2_theta_w"]["sd"]},
-        "eps_u_ee (eps_d_ee = 0)": {"fisher": nsi["eps_u_ee"]["fisher_sigma"], "profile": nsi["eps_u_ee"].get("profile_sigma_sm_band")},
-        "eps_d_ee (eps_u_ee = 0)": {"fisher": nsi["eps_d_ee"]["fisher_sigma"], "profile": nsi["eps_d_ee"].get("profile_sigma_sm_band")},
+        "eps_u_ee (eps_d_ee = 0)": {"fisher": nsi["eps_u_ee"]["fisher_sigma"],
+                                    "profile": nsi["eps_u_ee"].get("profile_sigma_sm_band")},
+        "eps_d_ee (eps_u_ee = 0)": {"fisher": nsi["eps_d_ee"]["fisher_sigma"],
+                                    "profile": nsi["eps_d_ee"].get("profile_sigma_sm_band")},
     }
     write_json(out / "summary.json", summary)
     if not a.no_plots:
         _plots(out, summary, r, rw, samples_n)
-    s = summary["signal_strength"]
     pct = lambda x: "n/a" if x is None else f"{100 * x:.2f} %"  # noqa: E731
     print(f"CICENNS signal strength: Fisher {100 * sf:.2f} %, profile {pct(hw)}, NUTS sd "
-          f"{100 * ps['signal_scale']['sd']:.2f} % (talk ~6.5 %); breakdown {', '.join(f'{k} {100 * v:.2f}%' for k, v in breakdown.items())}")
+          f"{100 * ps['signal_scale']['sd']:.2f} % (talk ~6.5 %); breakdown "
+          f"{', '.join(f'{k} {100 * v:.2f}%' for k, v in breakdown.items())}")
     print(f"sin2_theta_w: Fisher {sw:.4f} ({100 * sw / s2_0:.2f} %), profile {hww}, NUTS {pw['sin2_theta_w']['sd']:.4f}")
     print(f"NSI: eps_u_ee 90% allowed {nsi['eps_u_ee'].get('allowed_90cl')}; eps_d_ee {nsi['eps_d_ee'].get('allowed_90cl')}")
     print("Z' g90 (Fisher):", ", ".join(f"{m:g} MeV: {f:.3g}" for m, f in zip(ZP_MASSES_MEV, zp["fisher_g90"])),

@@ -143,6 +143,7 @@ def radius_report(fit_out, post, rn0_mean, poi="delta_rn_fm"):
 # -------------------------------------------------------------------------------------------- plots
 def plot_spectrum(path, e, prep, jm, best_values, name):
     import matplotlib.pyplot as plt
+
     from cevnsjax import predict
 
     a = [x for x in jm.analyses if x.experiment.name == name][0]

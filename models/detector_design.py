@@ -50,8 +50,8 @@ PRIORS = {"flux_norm": 0.05, "threshold_shift_PE": 0.5}
 def signal_spectra():
     """(PE bin edges, prompt and delayed CEvNS counts per 1-PE bin without efficiency, arrival-time CDFs)."""
     import cevnsjax as cj
-    from cevnsjax.experiment import RecoilGrid
     from cevnsjax.detector.response import ArrivalTimePDF  # noqa: F401  (documented type of the PDFs)
+    from cevnsjax.experiment import RecoilGrid
 
     e = cj.load_preset("cicenns", with_data=False)
     edges = np.arange(0.0, 61.0, 1.0)
@@ -61,8 +61,8 @@ def signal_spectra():
     p = cj.predict(e.defaults, e.prepare())
     fl = np.asarray(p.signal_by_flavour)  # rows nu_e, nu_mu, nu_tau, anti-e, anti-mu, anti-tau
     prompt, delayed = fl[1], fl[0] + fl[4]
-    from cevnsjax.io.releases.coherent_csi_2017 import load_coherent_csi_2017
     from cevnsjax.io.location import data_dir
+    from cevnsjax.io.releases.coherent_csi_2017 import load_coherent_csi_2017
 
     d = load_coherent_csi_2017(data_dir() / "coherent_csi_2017")
     t = np.asarray(d.t_edges_us, float)
@@ -197,7 +197,8 @@ def main(a):
     ref = float(sigma(jnp.array([10.85, np.log(6.0)])))  # the cicenns preset's choice: x0 = 10.85 PE, 6 us
     summary["optimum"] = {"threshold_PE": float(x[0]), "window_us": float(np.exp(x[1])), "sigma_signal_strength": v,
                           "gradient_at_optimum": g,
-                          "threshold_at_floor": bool(x[0] - THETA_MIN_PE < 0.05), "threshold_floor_PE": THETA_MIN_PE, "signal_events": s_opt, "background_events": b_opt}
+                          "threshold_at_floor": bool(x[0] - THETA_MIN_PE < 0.05), "threshold_floor_PE": THETA_MIN_PE,
+                          "signal_events": s_opt, "background_events": b_opt}
     summary["scan"] = {"threshold_PE": float(th[i]), "window_us": float(np.exp(lt[j])), "sigma_signal_strength": float(S[i, j]),
                        "grid": [nt, nu], "threshold_step_PE": float(th[1] - th[0]),
                        "log_window_step": float(lt[1] - lt[0])}

@@ -116,7 +116,11 @@ def scan_mass(model, start, which, mass, grid):
     rb = model.fit(init=at_best, fixed=fixed)
     chi2_min = min(chi2.min(), rb.minus2lnL)
     g_best = rb.best_fit[g] if rb.minus2lnL <= chi2.min() else float(grid[ib])
-    return chi2, chi2_min, g_best, lambda gv: model.fit(init={**at_best, g: float(gv)}, fixed={g: float(gv), **fixed}).minus2lnL
+
+    def chi2_at(gv):
+        return model.fit(init={**at_best, g: float(gv)}, fixed={g: float(gv), **fixed}).minus2lnL
+
+    return chi2, chi2_min, g_best, chi2_at
 
 
 def limits_from_scan(grid, chi2, chi2_min, g_best, chi2_fn, n_bisect=10, level=CL90):
@@ -252,7 +256,8 @@ def bayesian(model_name, qf, args, out, timings, sm_best, masses):
          "sampling_time_s": res.attrs["sampling_time_s"],
          "priors": {**{k: repr(v) for k, v in jm.priors.items() if k not in (g, m)},
                     m: "log-uniform [0.1, 1000] MeV (log10 m ~ Uniform(-1, 3))",
-                    g: f"Uniform(-G(m), G(m)), G(m) = {G_SCALE[model_name][0]:g} sqrt(1 + (m / {G_SCALE[model_name][1]:g} MeV)^2)"}}
+                    g: f"Uniform(-G(m), G(m)), G(m) = {G_SCALE[model_name][0]:g} "
+                       f"sqrt(1 + (m / {G_SCALE[model_name][1]:g} MeV)^2)"}}
     if not args.no_plots:
         from matplotlib.figure import Figure
 

@@ -26,7 +26,8 @@ fit with q = 0 and Delta chi^2 = chi^2(q = 0) - chi^2(best) with its Wilks signi
 (cevnsjax.stats.fit.compare, 1 dof), a profile of q (``JointModel.profile``), and the NUTS posterior of all parameters
 (q ~ Uniform(-5e-4, 3e-4); background amplitudes flat within the limits of DRESDEN_II.md section 3,
 dense mass matrix, started at the best fit). NUTS samples q through the complementary log-log link
-``q_z`` of :func:`cevnsjax.analyses.dresden_ii.q_link` (same prior and posterior; the q posterior is a peak plus a flat plateau up to
+``q_z`` of :func:`cevnsjax.analyses.dresden_ii.q_link` (same prior and posterior; the q posterior is a peak
+plus a flat plateau up to
 the prior edge, which the default logit coordinate samples ~2x less efficiently); the posterior files
 hold both ``q`` and ``q_z``.
 
@@ -47,8 +48,16 @@ from pathlib import Path
 
 import numpy as np
 
-from cevnsjax.analyses.dresden_ii import (BKG, K_LINDHARD, K_PRIORS, background_priors, build_model, components,
-                                          sampling_init, sampling_model)
+from cevnsjax.analyses.dresden_ii import (
+    BKG,
+    K_LINDHARD,
+    K_PRIORS,
+    background_priors,
+    build_model,
+    components,
+    sampling_init,
+    sampling_model,
+)
 from cevnsjax.reporting import Timer, fit_summary, posterior_summary, write_json
 
 
@@ -87,7 +96,8 @@ def analyse(case, args, out, timings):
     s["posterior"] = posterior_summary(res, list(model.priors))  # q, not its sampling coordinate q_z
     s["posterior_P(q<0)"] = float(np.mean(qs < 0))
     s["nuts"] = {"divergences": res.num_divergences, "converged": bool(res.converged),
-                 "sampling_time_s": res.attrs["sampling_time_s"], "mean_steps": float(np.mean(res.groups["sample_stats"]["n_steps"]))}
+                 "sampling_time_s": res.attrs["sampling_time_s"],
+                 "mean_steps": float(np.mean(res.groups["sample_stats"]["n_steps"]))}
     s["netcdf"] = nc.name
     if not args.no_plots:
         names = (["k"] if k_prior else []) + ["q", BKG + "A", BKG + "B", BKG + "C"]
@@ -229,7 +239,8 @@ def main(args):
         print(f"[{case}] best q = {s['best_fit']['params']['q']:.3e} +- {s['best_fit']['errors']['q']:.2e}, "
               f"k = {s['best_fit']['params'].get('k', K_LINDHARD):.4f}, chi2 = {s['best_fit']['chi2']:.3f}; "
               f"Delta chi2(q=0) = {s['delta_chi2_q0_vs_best']:.3f} ({s['significance_sigma']:.2f} sigma); "
-              f"posterior q mean {p['mean']:.3e}, 68% {p['q68'][0]:.2e}..{p['q68'][1]:.2e}, r_hat {p.get('r_hat', float('nan')):.3f}")
+              f"posterior q mean {p['mean']:.3e}, 68% {p['q68'][0]:.2e}..{p['q68'][1]:.2e}, "
+              f"r_hat {p.get('r_hat', float('nan')):.3f}")
     print(f"wrote {out / 'summary.json'} in {total.s:.1f} s")
     return summary
 

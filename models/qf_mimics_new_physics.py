@@ -124,7 +124,8 @@ def main(args):
                "command": " ".join(["python", "models/" + Path(__file__).name] + sys.argv[1:]),
                "settings": vars(args),
                "setup": {"target": "Ge", "exposure_kg_yr": 7.0, "reactor": "3.9 GW_th, 20 m (Reactor(3.9, 20.0))",
-                         "E_ee_bins_keV": {"start": args.threshold, "stop": 1.5, "width": 0.05}, "resolution": "Dresden-II Ge", "background_per_kg_day_keV": args.bkg,
+                         "E_ee_bins_keV": {"start": args.threshold, "stop": 1.5, "width": 0.05},
+                         "resolution": "Dresden-II Ge", "background_per_kg_day_keV": args.bkg,
                          "likelihood": "Poisson; chi2 = 2 x deviance vs Asimov (truth chi2 = 0)"},
                **res, "figures": figures, "timings": timings}
     write_json(out / "summary.json", summary)

@@ -69,7 +69,8 @@ def main(argv=None) -> int:
     write_json(out / "summary.json", summary)
     e = prob.nu_edges_MeV
     np.savetxt(out / "flux.csv", np.column_stack([e[:-1], e[1:], prob.nu_true, res.nu_hat, res.band68.T, res.band95.T, q.T]),
-               delimiter=",", header="E_lo_MeV,E_hi_MeV,true,tikhonov,toy16,toy84,toy2.5,toy97.5,bayes16,bayes50,bayes84", comments="")
+               delimiter=",", comments="",
+               header="E_lo_MeV,E_hi_MeV,true,tikhonov,toy16,toy84,toy2.5,toy97.5,bayes16,bayes50,bayes84")
     s = res.scan
     np.savetxt(out / "beta_scan.csv", np.column_stack([s.betas, s.variance, s.variance_toys, s.bias_B, s.bias_B_mean,
                                                        s.bias_sq, s.positive_fraction]), delimiter=",",

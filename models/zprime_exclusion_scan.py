@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from cevnsjax.reporting import Timer, jsonable, write_json
 
 MEDIATORS = {"zprime": ("m_zprime_MeV", "g_zprime"), "scalar": ("m_scalar_MeV", "g_scalar")}

@@ -4,7 +4,6 @@ typed here again)."""
 
 import math
 
-import numpy as np
 from scipy import integrate
 
 GF = 1.1663787e-11  # MeV^-2

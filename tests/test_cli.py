@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from cevnsjax.cli import main
 
@@ -21,7 +20,7 @@ def test_fit_nuts_tiny_on_asimov(tmp_path):
     args = ["fit", "conus", "--out", str(tmp_path), "--asimov", "--num-samples", "30", "--num-warmup", "30",
             "--num-chains", "1", "--prior", "signal_scale=uniform:0:3", "--prior", "bkg.flat.rate=uniform:0:30"]
     assert main(args) == 0
-    for f in ("mle.json", "fit.json", "posterior.nc", "corner.png", "spectrum.png", "summary.csv"):
+    for f in ("mle.nc", "fit.json", "posterior.nc", "corner.png", "spectrum.png", "summary.csv"):
         assert (tmp_path / f).exists(), f
     rep = json.loads((tmp_path / "fit.json").read_text())
     np.testing.assert_allclose(rep["mle"]["signal_scale"], 1.0, rtol=1e-3)  # Asimov: the truth is the MLE

@@ -11,10 +11,9 @@ from jax.test_util import check_grads
 
 import cevnsjax as cj
 from cevnsjax.detector.backgrounds import Exponential, Flat, GaussianLine, Template
-from cevnsjax.experiment import (Experiment, ExperimentParams, GaussianResolution, Observable, PoissonPE, RecoilGrid,
-                                 predict)
 from cevnsjax.detector.quenching import Lindhard, ModifiedLindhard, monotonic_threshold
 from cevnsjax.detector.response import GeResolution
+from cevnsjax.experiment import Experiment, ExperimentParams, GaussianResolution, Observable, PoissonPE, RecoilGrid, predict
 from cevnsjax.io.spec import SpecError, experiment_from_spec, load_spec
 
 SRC = cj.Reactor.dresden_ii()
@@ -34,7 +33,8 @@ def test_counts_in_keVee_bins_equal_counts_in_matching_recoil_bins(quench):
     er_edges = np.geomspace(0.6, 1.8, 13)  # above the modified-Lindhard cap (Q < 1 for E_R > 0.05 keV)
     assert float(monotonic_threshold(quench, jnp.geomspace(0.05, 15, 400))) < 0.6
     ee_edges = np.asarray(quench.E_ee(jnp.asarray(er_edges)))
-    a = predict(_exp(Observable("E_ee_keV", tuple(ee_edges)), quench).defaults, _exp(Observable("E_ee_keV", tuple(ee_edges)), quench).prepare()).signal
+    e = _exp(Observable("E_ee_keV", tuple(ee_edges)), quench)
+    a = predict(e.defaults, e.prepare()).signal
     e_r = _exp(Observable("E_R_keV", tuple(er_edges)), None, grid=None)
     b = predict(e_r.defaults, e_r.prepare()).signal
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)

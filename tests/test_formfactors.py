@@ -40,7 +40,7 @@ def test_symmetrized_fermi_close_to_helm():
     # two agree to < 0.2% in F^2 at |q| = 50 MeV for all benchmark nuclei (computed here: max 0.11%).
     for name in BENCH:
         A = ISOTOPES[name].A
-        s, h = SymmetrizedFermi(), Helm()
+        s = SymmetrizedFermi()
         f2s = float(s(50.0, s.default_rms_fm(A))) ** 2
         np.testing.assert_allclose(f2s, BENCH[name][2], rtol=2e-3)
 

@@ -1,4 +1,5 @@
-"""The global CEvNS model (models/global_fit.py): Dresden-II + CsI 2017 + CsI 2021 + LAr in one JointModel.
+"""The global CEvNS model (cevnsjax.analyses.global_fit, used by models/global_fit.py): Dresden-II + CsI 2017 +
+CsI 2021 + LAr in one JointModel.
 
 * Its -2 ln L equals the sum of the four single-experiment -2 ln L at random points (shared physics
   and every experiment's nuisances drawn inside their priors), to 1e-10 relative: the same terms
@@ -9,20 +10,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+from cevnsjax.analyses import global_fit as G
 
 
 @pytest.fixture(scope="module")
 def gm(data_dir):
-    import global_fit as G
-
-    return G.GlobalModel(G.DATASETS, G.PHYSICS)
+    return G.global_model(G.DATASETS, G.PHYSICS)
 
 
 def _draw(gm, rng):
@@ -48,16 +44,12 @@ def _draw(gm, rng):
 
 
 def _singles(gm):
-    import global_fit as G
-
     import cevnsjax as cj
 
     return {a.experiment.name: cj.JointModel([a], shared=G.physics_priors(G.PHYSICS)) for a in gm.analyses}
 
 
 def _local(values, name):
-    import global_fit as G
-
     out = {}
     for k, v in values.items():
         if k == G.RN_SITE:
@@ -73,8 +65,6 @@ def _local(values, name):
 
 
 def test_global_likelihood_is_the_sum_of_the_single_experiment_ones(gm):
-    import global_fit as G
-
     singles = _singles(gm)
     assert set(singles) == set(G.DATASETS) and len(gm.names) >= 15
     obs = gm.observed()
@@ -82,21 +72,19 @@ def test_global_likelihood_is_the_sum_of_the_single_experiment_ones(gm):
     for _ in range(4):
         v = _draw(gm, rng)
         total = float(gm.minus2lnL(v, obs))
-        parts = {n: float(G.m2lnL(m, _local(v, n), {n: obs[n]})) for n, m in singles.items()}
+        parts = {n: float(m.minus2lnL(_local(v, n), {n: obs[n]})) for n, m in singles.items()}
         assert all(np.isfinite(p) and p > 0 for p in parts.values()), parts
         assert total == pytest.approx(sum(parts.values()), rel=1e-10, abs=1e-8), (total, parts)
 
 
 def test_tied_radius_moves_only_csi(gm):
-    import global_fit as G
-
     singles = _singles(gm)
     obs = gm.observed()
     v = _draw(gm, np.random.default_rng(3))
     v[G.RN_SITE] = 0.0
     w = dict(v, **{G.RN_SITE: 1.5})
     for n, m in singles.items():
-        a, b = (float(G.m2lnL(m, _local(x, n), {n: obs[n]})) for x in (v, w))
+        a, b = (float(m.minus2lnL(_local(x, n), {n: obs[n]})) for x in (v, w))
         if n in G.CSI:
             assert abs(a - b) > 1e-3, n  # a 1.5 fm larger radius suppresses the CsI rate visibly
         else:
@@ -113,3 +101,28 @@ def test_global_gradient_finite(gm):
     names = gm.names
     g = jax.grad(lambda x: gm.minus2lnL(dict(zip(names, x)), obs))(jnp.asarray([v[n] for n in names]))
     assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_ties_are_checked(data_dir):
+    import dataclasses
+
+    import cevnsjax as cj
+
+    gm_small = G.global_model(("coherent_lar_2020",), ("sin2",))
+    a = gm_small.analyses[0]
+    b = cj.Analysis(dataclasses.replace(a.experiment, name="lar_copy"), priors=a.priors, prepared=a.prepared)
+    with pytest.raises(ValueError, match="not a local free parameter"):
+        cj.JointModel([a, b], ties={"t": ["coherent_lar_2020:flux_norm", "lar_copy:nope"]})
+    with pytest.raises(ValueError, match="at least two"):
+        cj.JointModel([a, b], ties={"t": ["coherent_lar_2020:flux_norm"]})
+    m = cj.JointModel([a, b], ties={"flux": ["coherent_lar_2020:flux_norm", "lar_copy:flux_norm"]})
+    assert "flux" in m.names and "lar_copy:flux_norm" not in m.names
+    obs = m.asimov()
+    v = m.init_values()
+    # the tie moves both experiments: the untied model with both sites set, less one of the two constraint
+    # terms (a tie has ONE prior, the first site's: flux_norm ~ N(1, 0.1) at 1.1 gives (0.1 / 0.1)^2 = 1)
+    u = cj.JointModel([a, b])
+    w = {**{k: x for k, x in v.items() if k != "flux"}, "coherent_lar_2020:flux_norm": 1.1, "lar_copy:flux_norm": 1.1}
+    tied = float(m.minus2lnL({**v, "flux": 1.1}, obs))
+    assert tied == pytest.approx(float(u.minus2lnL(w, obs)) - 1.0, rel=1e-12)
+    assert tied > 1.0  # the data term moved too (Asimov data at flux_norm = 1)

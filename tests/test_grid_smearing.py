@@ -18,11 +18,15 @@ import pytest
 from jax.test_util import check_grads
 
 import cevnsjax as cj
-from cevnsjax.experiment import (Experiment, ExperimentParams, GammaPE, GaussianResolution, Observable, RecoilGrid,
-                                 predict)
 from cevnsjax.detector.quenching import ConstantQuenching, ModifiedLindhard
-from cevnsjax.detector.response import GeResolution, choose_smearing_grid, gaussian_bin_probabilities, grid_deposit, \
-    hermite_weights
+from cevnsjax.detector.response import (
+    GeResolution,
+    choose_smearing_grid,
+    gaussian_bin_probabilities,
+    grid_deposit,
+    hermite_weights,
+)
+from cevnsjax.experiment import Experiment, ExperimentParams, GammaPE, GaussianResolution, Observable, RecoilGrid, predict
 from cevnsjax.io.spec import SpecError, experiment_from_spec, load_spec
 
 SRC = cj.Reactor.dresden_ii()
@@ -224,8 +228,8 @@ def test_resolution_is_frozen_loudly(dii):
 
 def test_model_refuses_resolution_parameters_of_a_grid_experiment(dii):
     # the NaN above never reaches a fit: the model builder names the parameter and the fix up front
-    from cevnsjax.stats.model import Analysis, JointModel
     from cevnsjax.experiment import valid_names
+    from cevnsjax.stats.model import Analysis, JointModel
 
     (exact, pe), (ex, pg) = dii
     field = next(n for n in valid_names(ex.defaults) if n.startswith("resolution."))

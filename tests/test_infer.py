@@ -13,11 +13,21 @@ import pytest
 from scipy import stats
 
 import cevnsjax as cj
-from cevnsjax.stats import fit
-from cevnsjax.stats.infer import (HalfNormal, LogNormal, LogUniform, Normal, TruncatedNormal, Uniform, model_sites,
-                            prior_from_spec, run_nuts, sample_params)
-from cevnsjax.stats.likelihood import poisson_log_likelihood
 from cevnsjax.results import PosteriorResult, rank_diagnostics
+from cevnsjax.stats import fit
+from cevnsjax.stats.infer import (
+    HalfNormal,
+    LogNormal,
+    LogUniform,
+    Normal,
+    TruncatedNormal,
+    Uniform,
+    model_sites,
+    prior_from_spec,
+    run_nuts,
+    sample_params,
+)
+from cevnsjax.stats.likelihood import poisson_log_likelihood
 
 
 # ------------------------------------------------------------------------------------------ priors
@@ -110,7 +120,7 @@ def test_fisher_widths_match_nuts_widths(ge):
     ESS draws is ~1/sqrt(2 ESS) ~ 2.5 % at ESS ~ 800 (ESS checked below), and the non-Gaussian
     corrections are O(1/sqrt(N_events)) ~ 1 %."""
     r = ge["res"]
-    nll = lambda p, n: -poisson_log_likelihood(n, ge["mu"](p), saturated=True)
+    nll = lambda p, n: -2 * poisson_log_likelihood(n, ge["mu"](p), saturated=True)  # -2 ln L
     best = fit.minimize(nll, {"s2w": 0.25, "bkg": 1.2}, ge["n"], bounds={"s2w": (0.15, 0.35), "bkg": (0, 5)})
     F = fit.fisher_matrix(ge["mu"], best.params)
     post = r.samples()
@@ -127,8 +137,13 @@ def test_fisher_widths_match_nuts_widths(ge):
 def test_rank_diagnostics_match_arviz(ge):
     az = pytest.importorskip("arviz")
     r = ge["res"]
+    from cevnsjax.results import _rank_diagnostics_numpyro
+
     for k in ("s2w", "bkg"):
-        rhat, ess = rank_diagnostics(r.posterior[k])
+        rhat, ess = rank_diagnostics(r.posterior[k])  # ArviZ itself when installed
+        assert float(rhat) == pytest.approx(float(az.rhat(r.idata, var_names=[k])[k]), abs=1e-12)
+        # the fallback for machines without ArviZ (GPU nodes): same definitions on numpyro.diagnostics
+        rhat, ess = _rank_diagnostics_numpyro(r.posterior[k])
         assert float(rhat) == pytest.approx(float(az.rhat(r.idata, var_names=[k])[k]), abs=2e-3)
         assert float(ess) == pytest.approx(float(az.ess(r.idata, var_names=[k], method="bulk")[k]), rel=0.03)
 

@@ -1,15 +1,22 @@
 """Likelihood terms against scipy.stats; MLE, Hessian errors, profiles, tests and Fisher matrices."""
 
-import numpy as np
-import pytest
 import jax
 import jax.numpy as jnp
+import numpy as np
+import pytest
 from scipy import stats
 
 import cevnsjax as cj
 from cevnsjax.stats import fit
-from cevnsjax.stats.likelihood import (asimov, gaussian_chi2, gaussian_constraint, gaussian_log_likelihood,
-                                 lognormal_constraint, poisson_deviance, poisson_log_likelihood)
+from cevnsjax.stats.likelihood import (
+    asimov,
+    gaussian_chi2,
+    gaussian_constraint,
+    gaussian_log_likelihood,
+    lognormal_constraint,
+    poisson_deviance,
+    poisson_log_likelihood,
+)
 
 
 # ------------------------------------------------------------------------------ likelihood terms

@@ -7,11 +7,11 @@ import pytest
 
 import cevnsjax as cj
 from cevnsjax.detector.backgrounds import Flat
-from cevnsjax.experiment import Experiment, ExperimentParams, Observable, Observed, RecoilGrid
-from cevnsjax.stats.infer import LogNormal, Normal, Uniform
-from cevnsjax.stats.model import Analysis, JointModel
 from cevnsjax.detector.quenching import ModifiedLindhard
 from cevnsjax.detector.response import GeResolution
+from cevnsjax.experiment import Experiment, ExperimentParams, Observable, RecoilGrid
+from cevnsjax.stats.infer import LogNormal, Uniform
+from cevnsjax.stats.model import Analysis, JointModel
 
 
 def _reactor_exp(name="ge", mass=5.0, days=200.0):
@@ -118,18 +118,17 @@ def test_fit_profile_scan_agree_and_do_not_retrace(model, tmp_path):
     assert set(scan.nuisances) == {"flux_norm", "bkg.flat.rate"}  # profile=None: every other free parameter
     assert prof.converged.all() and np.all(prof.delta_chi2 >= -1e-9)
     # trace counting: a Python side effect in the likelihood runs only while JAX traces it
+    fresh = JointModel([Analysis(_reactor_exp(), {"flux_norm": LogNormal(1.0, 0.05), "bkg.flat.rate": Uniform(0.0, 10.0)})],
+                       shared={"sin2_theta_w": Uniform(0.1, 0.4)})
     calls = []
-    orig = model.minus2lnL
-    model.minus2lnL = lambda values, obs=None: calls.append(1) or orig(values, obs)
-    try:
-        model.fit(obs=obs, fixed=["flux_norm"])
-        n = len(calls)
-        assert n > 0
-        model.fit(obs=obs, fixed={"bkg.flat.rate": 1.5})
-        model.fit(obs=obs, fixed=["sin2_theta_w", "flux_norm"])
-        model.profile("sin2_theta_w", axis.values[:2], obs=obs, best=best)
-        m = len(calls)
-        model.profile("sin2_theta_w", axis.values[2:4], obs=obs, best=best)
-        assert len(calls) == m and m == n  # no new trace for new fixed sets or profile values
-    finally:
-        del model.minus2lnL
+    orig = fresh.minus2lnL
+    fresh.minus2lnL = lambda values, obs=None: calls.append(1) or orig(values, obs)
+    first = fresh.fit(obs=obs, fixed=["flux_norm"])
+    n = len(calls)
+    assert n > 0 and first.free_names == ("sin2_theta_w", "bkg.flat.rate")
+    fresh.fit(obs=obs, fixed={"bkg.flat.rate": 1.5})
+    fresh.fit(obs=obs, fixed=["sin2_theta_w", "flux_norm"])
+    fresh.profile("sin2_theta_w", axis.values[:2], obs=obs, best=best)
+    m = len(calls)
+    fresh.profile("sin2_theta_w", axis.values[2:4], obs=obs, best=best)
+    assert m == n and len(calls) == m  # no new trace for new fixed sets or profile values

@@ -8,9 +8,9 @@ import pytest
 import cevnsjax as cj
 from cevnsjax import experiment as P
 from cevnsjax.detector.backgrounds import Flat
-from cevnsjax.experiment import ExperimentParams
 from cevnsjax.detector.quenching import ModifiedLindhard
 from cevnsjax.detector.response import GeResolution
+from cevnsjax.experiment import ExperimentParams
 
 TH = ExperimentParams(physics=cj.PhysicsParams(), flux_scale=jnp.ones(3), quenching=ModifiedLindhard(32, 72.63, k=0.157, q=0.0),
                       resolution=GeResolution(), backgrounds=(Flat(1.0, name="flat"),))

@@ -1,6 +1,5 @@
 """Pion decay-at-rest source: line energy, Michel spectra moments, normalisation and presets."""
 
-import math
 
 import numpy as np
 import pytest

@@ -13,13 +13,13 @@ import jax
 import numpy as np
 import pytest
 
+from cevnsjax.detector.response import Coherent2017Efficiency
 from cevnsjax.experiment import Observable, RecoilGrid, predict
 from cevnsjax.io.presets.coherent_csi import Coherent2021TimeEfficiency, histogram_events
-from cevnsjax.sources import PionDAR
-from cevnsjax.physics.formfactors import Helm, KleinNystrand
-from cevnsjax.detector.response import Coherent2017Efficiency
 from cevnsjax.io.spec import experiment_from_spec, load_spec
+from cevnsjax.physics.formfactors import Helm
 from cevnsjax.physics.xsec import CrossSectionModel
+from cevnsjax.sources import PionDAR
 
 LY_2017 = 13.348  # PE/keVee (coherent_parameters.yaml)
 
@@ -215,10 +215,12 @@ def test_2021_sm_prediction(csi2021, record_property):
     one_pe = np.asarray(predict(v1.defaults, p1).signal).sum()
     rows.append(("1-PE bins (efficiency at 1-PE centres)", one_pe))
     flat = Coherent2021TimeEfficiency(t0=100.0)  # = 1 over 0-6 us; same pytree structure, no recompilation
-    rows.append(("1-PE bins, no time efficiency", np.asarray(predict(v1.defaults.replace(time_efficiency=flat), p1).signal).sum()))
+    rows.append(("1-PE bins, no time efficiency",
+                 np.asarray(predict(v1.defaults.replace(time_efficiency=flat), p1).signal).sum()))
     helm = _variant(exp, form_factor=Helm(), couplings="pdg", observable=pe1)
     ph = helm.prepare()
-    rows.append(("1-PE bins, Helm Lewin-Smith (rms 4.80 / 4.74 fm), PDG couplings", np.asarray(predict(helm.defaults, ph).signal).sum()))
+    rows.append(("1-PE bins, Helm Lewin-Smith (rms 4.80 / 4.74 fm), PDG couplings",
+                 np.asarray(predict(helm.defaults, ph).signal).sum()))
     th = helm.defaults.replace(physics=helm.defaults.physics.replace(delta_rn_fm=5.104 - 4.8045))
     helm_rn = np.asarray(predict(th, ph).signal).sum()
     rows.append(("1-PE bins, Helm with r_n = 5.10 fm, PDG couplings (COHERENT fit code csi.json)", helm_rn))

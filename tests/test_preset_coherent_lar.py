@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cevnsjax.experiment import Observable, predict
-from cevnsjax.io.presets.coherent_lar import BinEfficiency, sns_arrival_time_cdf, sns_arrival_time_pdf
 from cevnsjax.detector.response import time_bin_fractions
+from cevnsjax.experiment import Observable, predict
 from cevnsjax.io.detector_tables import load_efficiency_table
+from cevnsjax.io.presets.coherent_lar import BinEfficiency, sns_arrival_time_cdf, sns_arrival_time_pdf
 from cevnsjax.io.spec import SpecError, experiment_from_spec, load_spec
 
 NAME = "coherent_lar_2020"

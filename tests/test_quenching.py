@@ -11,7 +11,6 @@ import pytest
 from scipy.optimize import brentq
 
 from cevnsjax.detector import quenching as qm
-from cevnsjax.io import detector_tables as dt
 from cevnsjax.detector.quenching import (
     ConstantQuenching,
     Lindhard,
@@ -19,6 +18,7 @@ from cevnsjax.detector.quenching import (
     PolynomialLightYield,
     TabulatedQuenching,
 )
+from cevnsjax.io import detector_tables as dt
 
 GE_Z, GE_A = 32, 72.630  # natural Ge, standard atomic weight (IUPAC)
 
@@ -290,7 +290,10 @@ def test_check_grads_lindhard_second_order():
 )
 @pytest.mark.parametrize("p", [0.0, 0.157, -0.05])
 def test_no_nan_values_or_gradients_anywhere(model_fn, p):
-    # includes E_R = 0, negative, denormal, huge; parameters at 0 and negative (k < 0 is treated as 0)
+    # includes E_R = 0, negative, denormal, huge; parameters at 0 and negative (k < 0 is treated as 0).
+    # The parameter enters as an array, as in jit/grad/scans (a Python float k <= 0 is refused at construction,
+    # see test_python_number_k_must_be_positive).
+    p = jnp.asarray(p)
     E = jnp.array([-1.0, 0.0, 5e-324, 1e-35, 1e-3, 0.047, 1.0, 1e3])
 
     def f(p, E):
@@ -300,6 +303,14 @@ def test_no_nan_values_or_gradients_anywhere(model_fn, p):
     assert np.isfinite(float(f(p, E)))
     gp, gE = jax.grad(f, argnums=(0, 1))(p, E)
     assert np.isfinite(float(gp)) and np.all(np.isfinite(np.asarray(gE)))
+
+
+@pytest.mark.parametrize("k", [0.0, -0.1, float("nan")])
+def test_python_number_k_must_be_positive(k):
+    with pytest.raises(ValueError, match="k=.*must be finite and > 0"):
+        Lindhard(GE_Z, GE_A, k)
+    with pytest.raises(ValueError, match="k=.*must be finite and > 0"):
+        ModifiedLindhard(GE_Z, GE_A, k, -15e-5)
 
 
 def test_jit_vmap_and_no_retrace():

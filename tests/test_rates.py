@@ -7,15 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+from reference import NA, dsigma_sm, rate_point
 from scipy import integrate
 
-from cevnsjax.sources import BinnedFlux, PionDAR, Reactor
 from cevnsjax.physics.nuclei import Target
 from cevnsjax.physics.params import PhysicsParams
-from cevnsjax.rates import binned_rate, expected_counts, node_rates, prepare, recoil_spectrum
 from cevnsjax.physics.xsec import E_R_max
-
-from reference import NA, dsigma_sm, rate_point
+from cevnsjax.rates import binned_rate, expected_counts, prepare, recoil_spectrum
+from cevnsjax.sources import BinnedFlux, PionDAR, Reactor
 
 P = PhysicsParams()
 M_MU = 105.6583755
@@ -127,7 +126,6 @@ def test_binned_flux_linearity_and_closed_form():
 def test_binned_flux_from_source_conserves_flux():
     r = Reactor.dresden_ii()
     edges = np.linspace(2.0, 8.0, 13)
-    from cevnsjax.sources import CompositeSource
 
     bf = BinnedFlux.from_source(r, edges)
     np.testing.assert_allclose(bf.total_flux(), r.spectral_flux(), rtol=1e-10)

@@ -11,12 +11,12 @@ import pytest
 from scipy import stats
 
 from cevnsjax.detector import response as rs
-from cevnsjax.io import detector_tables as dt
 from cevnsjax.detector.response import (
     Coherent2017Efficiency,
     Coherent2021Efficiency,
     GeResolution,
 )
+from cevnsjax.io import detector_tables as dt
 
 # ------------------------------------------------------------------------------------------ efficiencies
 
@@ -108,8 +108,10 @@ def test_resolution_gradients():
         return rs.smearing_matrix(E, edges, GeResolution(sn, F, eps))
 
     # per-argument step scaling: sigma_n ~ 0.07 keV, F ~ 0.1, eps_pair ~ 3e-3 keV
-    jax.test_util.check_grads(jax.jit(lambda a, b, c: f(a * 0.01, b * 0.1, c * 1e-3)), (6.85, 1.1, 2.96), order=2, eps=1e-4, rtol=1e-4)
-    jax.test_util.check_grads(jax.jit(lambda s: rs.gaussian_bin_probabilities(s, E, edges)), (0.07,), order=2, eps=1e-6, rtol=1e-4)
+    jax.test_util.check_grads(jax.jit(lambda a, b, c: f(a * 0.01, b * 0.1, c * 1e-3)), (6.85, 1.1, 2.96), order=2,
+                              eps=1e-4, rtol=1e-4)
+    jax.test_util.check_grads(jax.jit(lambda s: rs.gaussian_bin_probabilities(s, E, edges)), (0.07,), order=2,
+                              eps=1e-6, rtol=1e-4)
 
 
 def test_resolution_no_nan_at_zero_width():
@@ -149,7 +151,8 @@ def test_poisson_gradient_analytic_and_check_grads():
     ref = stats.poisson.pmf(n - 1, mu) - stats.poisson.pmf(n, mu)
     np.testing.assert_allclose(J, ref, rtol=1e-8, atol=1e-14)
     E_ee = jnp.array([0.2, 0.8, 2.5])  # keVee
-    jax.test_util.check_grads(jax.jit(lambda ly: rs.pe_smearing_matrix(ly, E_ee, jnp.arange(0.0, 60.0, 2.0))), (13.348,), order=2, eps=1e-4, rtol=1e-4)
+    jax.test_util.check_grads(jax.jit(lambda ly: rs.pe_smearing_matrix(ly, E_ee, jnp.arange(0.0, 60.0, 2.0))), (13.348,),
+                              order=2, eps=1e-4, rtol=1e-4)
 
 
 def test_pe_matrix_and_no_nan():
@@ -197,7 +200,8 @@ def test_arrival_time_pdfs(data_dir, name, total, frac6):
     assert pdf.prob.sum() == pytest.approx(total, abs=2e-16)
     assert float(rs.time_window_fraction(pdf, 0.0, 12.0)) == pytest.approx(1.0, abs=1e-15)
     assert float(rs.time_window_fraction(pdf, 0.0, 6.0)) == pytest.approx(frac6, abs=1e-14)
-    np.testing.assert_allclose(rs.time_bin_fractions(pdf, jnp.asarray(pdf.t_edges_us)), pdf.prob / pdf.prob.sum(), rtol=1e-12, atol=1e-17)
+    np.testing.assert_allclose(rs.time_bin_fractions(pdf, jnp.asarray(pdf.t_edges_us)), pdf.prob / pdf.prob.sum(),
+                               rtol=1e-12, atol=1e-17)
 
 
 def test_arrival_time_values_and_gradient(data_dir):

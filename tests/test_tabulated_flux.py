@@ -19,7 +19,7 @@ def _write(tmp_path, text, name="t.txt"):
 
 @pytest.mark.parametrize("sep", [" ", "\t", ", ", ",", "   "])
 def test_round_trip_separators(tmp_path, sep):
-    body = "# comment line\nE_MeV{s}flux\n".format(s=sep)
+    body = f"# comment line\nE_MeV{sep}flux\n"
     body += "".join(f"{float(e)!r}{sep}{float(y)!r}  # trailing comment\n\n" for e, y in zip(E, Y))
     x, y = read_two_column(_write(tmp_path, body))
     np.testing.assert_array_equal(x, E)  # exact: repr() round-trips float64

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cevnsjax.stats.unfold as U
-from cevnsjax.sources.reactor import Reactor, VogelEngel, ISOTOPES
+from cevnsjax.sources.reactor import ISOTOPES, Reactor, VogelEngel
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,8 @@ def test_bad_input(synthetic):
     with pytest.raises(ValueError, match="exposure"):
         U.response_matrix("Ge", p.nu_edges_MeV, p.recoil_edges_keV, -1.0, flux_per_unit=1.0)
     with pytest.raises(ValueError, match="exposure"):
-        U.build_problem(U.Scenario("neg", -1.0, 1.0, 5.0), source=Reactor(1.0, 10.0, spectra={k: VogelEngel(k) for k in ISOTOPES}))
+        U.build_problem(U.Scenario("neg", -1.0, 1.0, 5.0),
+                        source=Reactor(1.0, 10.0, spectra={k: VogelEngel(k) for k in ISOTOPES}))
     src = Reactor(1.0, 10.0, spectra={k: VogelEngel(k) for k in ISOTOPES})
     with pytest.raises(ValueError, match="outside the flux range"):
         U.build_problem(2, source=src, nu_edges_MeV=np.linspace(0.5, 12.0, 11))

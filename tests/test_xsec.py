@@ -7,17 +7,27 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+from reference import dsigma_sm
 
 from cevnsjax.physics.constants import ALPHA, G_F, HBARC2_MEV2_CM2, M_ELECTRON
-from cevnsjax.physics.couplings import (B_MINUS_L, B_MINUS_LE_3LMU_PLUS_LTAU, CHARGE_RADIUS_CORRECTIONS, COUPLING_PRESETS,
-                                PDGRadiative)
+from cevnsjax.physics.couplings import (
+    B_MINUS_L,
+    B_MINUS_LE_3LMU_PLUS_LTAU,
+    CHARGE_RADIUS_CORRECTIONS,
+    COUPLING_PRESETS,
+    PDGRadiative,
+)
 from cevnsjax.physics.formfactors import Helm, NoFormFactor
 from cevnsjax.physics.nuclei import ISOTOPES
 from cevnsjax.physics.params import PhysicsParams
-from cevnsjax.physics.xsec import (CrossSectionModel, E_nu_min, E_R_max, differential_cross_section, total_cross_section,
-                           weak_charge)
-
-from reference import dsigma_sm
+from cevnsjax.physics.xsec import (
+    CrossSectionModel,
+    E_nu_min,
+    E_R_max,
+    differential_cross_section,
+    total_cross_section,
+    weak_charge,
+)
 
 P = PhysicsParams()
 NOFF_STD = CrossSectionModel(form_factor=NoFormFactor(), kinematics="standard")
@@ -120,7 +130,8 @@ def test_nsi_diagonal_and_flavour_changing():
     I = ISOTOPES["Cs133"]
     gp = 0.5 - 2 * 0.23857
     m = CrossSectionModel(form_factor=NoFormFactor())
-    eu = np.zeros((3, 3)); ed = np.zeros((3, 3))
+    eu = np.zeros((3, 3))
+    ed = np.zeros((3, 3))
     eu[0, 0], ed[0, 0] = 0.1, -0.05
     eu[1, 0] = eu[0, 1] = 0.07
     p = P.replace(eps_u=jnp.asarray(eu), eps_d=jnp.asarray(ed))

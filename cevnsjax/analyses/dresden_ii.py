@@ -110,30 +110,31 @@ def _link_reparam():
     return LinkReparam
 
 
-def sampling_model(model, fn=None):
+def sampling_model(model, fn=None, site: str = "q"):
     """The numpyro model NUTS runs: ``fn`` (default: the JointModel ``model`` itself) with q, if ``model``
     has it free, sampled as ``q_z`` through :func:`q_link` (bounds from ``model``'s prior of q).
 
     The posterior keeps ``q`` (a deterministic site) next to ``q_z``; rank-normalised R-hat and bulk ESS
-    are identical for both (monotonic map). Use :func:`sampling_init` for starting values."""
+    are identical for both (monotonic map). Use :func:`sampling_init` for starting values. ``site``: the
+    name of q in ``model`` (e.g. ``"dresden_ii:q"`` in a joint model)."""
     import numpyro
 
     fn = model if fn is None else fn
-    if "q" not in model.priors:
+    if site not in model.priors:
         return fn
-    lo, hi = model.bounds()["q"]
-    return numpyro.handlers.reparam(fn, config={"q": _link_reparam()(q_link(lo, hi))})
+    lo, hi = model.bounds()[site]
+    return numpyro.handlers.reparam(fn, config={site: _link_reparam()(q_link(lo, hi))})
 
 
-def sampling_init(model, values) -> dict:
+def sampling_init(model, values, site: str = "q") -> dict:
     """Starting values of :func:`sampling_model`'s latent sites from physical ``values`` (moved inside the
     prior bounds)."""
     from cevnsjax.reporting import inside_bounds
 
     out = inside_bounds(values, model)
-    if "q" in out:
-        lo, hi = model.bounds()["q"]
-        out["q_z"] = float(q_link(lo, hi).inv(out.pop("q")))
+    if site in out:
+        lo, hi = model.bounds()[site]
+        out[site + "_z"] = float(q_link(lo, hi).inv(out.pop(site)))
     return out
 
 

@@ -15,7 +15,6 @@ returns expected counts per observable bin:
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 
 import jax

@@ -24,14 +24,13 @@ arXiv:2110.07730 data release).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-
 
 __all__ = [
     "QuenchingModel",
@@ -232,7 +231,7 @@ class TabulatedQuenching(QuenchingModel):
     scale: float = 1.0
 
     @classmethod
-    def from_arrays(cls, E_R_keV, Q_values, scale: float = 1.0, *, source: str = "") -> "TabulatedQuenching":
+    def from_arrays(cls, E_R_keV, Q_values, scale: float = 1.0, *, source: str = "") -> TabulatedQuenching:
         E, Q = _check_table("TabulatedQuenching", E_R_keV, Q_values, f" ({source})" if source else "")
         return cls(E, Q, scale)
 

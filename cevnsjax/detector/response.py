@@ -13,14 +13,12 @@ Dresden-II Ge resolution (Colaresi et al. arXiv:2202.09672 as coded in LeireLari
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammainc, gammaincc
-
 
 __all__ = [
     "Coherent2017Efficiency",
@@ -317,7 +315,9 @@ def gamma_pe_bin_probabilities(E_ee_keV, pe_edges, a: float = 0.0749, b: float =
     shape = 1.0 + b * E
     rate = a * shape / E
     x = jnp.maximum(jnp.asarray(pe_edges), 0.0)
-    cdf = gammainc(shape, rate * x)
+    # P(PE < 0) = 0 exactly; the double where keeps forward-over-reverse derivatives (Hessians) finite there
+    pos = x > 0.0
+    cdf = jnp.where(pos, gammainc(shape, rate * jnp.where(pos, x, 1.0)), 0.0)
     return cdf[..., 1:] - cdf[..., :-1]
 
 

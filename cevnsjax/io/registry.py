@@ -6,7 +6,7 @@ register themselves without importing the spec parser (no import cycle).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["SpecError", "DATA_LOADERS", "register_loader"]
 

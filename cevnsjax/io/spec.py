@@ -44,27 +44,41 @@ import difflib
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Callable
 
 import jax.numpy as jnp
 import numpy as np
 
 from cevnsjax.detector.backgrounds import Exponential, Flat, GaussianLine, Template
-from cevnsjax.io.location import ENV_VAR, data_dir
-from cevnsjax.experiment import (MAX_LIVE_DAYS, MAX_MASS_KG, SMEARING, Experiment, ExperimentParams, GammaPE, GaussianResolution, Observable, Observed,
-                         PoissonPE, RecoilGrid)
-from cevnsjax.sources import PionDAR, Reactor, ScaledSource
-from cevnsjax.sources.tabulated import TabulatedFlux
+from cevnsjax.detector.per_nucleus import PerNucleusQuenching
+from cevnsjax.detector.quenching import ConstantQuenching, Lindhard, ModifiedLindhard, PolynomialLightYield
+from cevnsjax.detector.response import (
+    Coherent2017Efficiency,
+    Coherent2021Efficiency,
+    Coherent2021TimeEfficiency,
+    ConstantEfficiency,
+    GeResolution,
+)
+from cevnsjax.experiment import (
+    MAX_LIVE_DAYS,
+    MAX_MASS_KG,
+    SMEARING,
+    Experiment,
+    ExperimentParams,
+    GammaPE,
+    GaussianResolution,
+    Observable,
+    PoissonPE,
+    RecoilGrid,
+)
+from cevnsjax.io.detector_tables import load_arrival_time_pdf, load_dresden_ii_qf, load_efficiency_table
+from cevnsjax.io.location import ENV_VAR, FETCH_HINT, data_dir, data_root
+from cevnsjax.io.registry import DATA_LOADERS, SpecError, register_loader
 from cevnsjax.physics.formfactors import Helm, KleinNystrand, SymmetrizedFermi
 from cevnsjax.physics.nuclei import ELEMENTS, parse_formula
 from cevnsjax.physics.params import PhysicsParams
-from cevnsjax.detector.per_nucleus import PerNucleusQuenching
-from cevnsjax.detector.quenching import ConstantQuenching, Lindhard, ModifiedLindhard, PolynomialLightYield, TabulatedQuenching
-from cevnsjax.detector.response import Coherent2017Efficiency, Coherent2021Efficiency, Coherent2021TimeEfficiency, \
-    ConstantEfficiency, GeResolution
-from cevnsjax.io.detector_tables import load_arrival_time_pdf, load_dresden_ii_qf, load_efficiency_table
 from cevnsjax.physics.xsec import CrossSectionModel
-from cevnsjax.io.registry import DATA_LOADERS, SpecError, register_loader
+from cevnsjax.sources import PionDAR, Reactor, ScaledSource
+from cevnsjax.sources.tabulated import TabulatedFlux
 
 __all__ = ["SpecError", "load_spec", "experiment_from_spec", "fit_priors", "DATA_LOADERS", "register_loader", "PRESET_DIR",
            "preset_names", "load_preset"]
@@ -133,8 +147,8 @@ def expand_path(value: str, where: str, base: Path | None = None) -> Path:
     if f"${{{ENV_VAR}}}" in value or f"${ENV_VAR}" in value:
         root = data_dir()
         if root is None:
-            raise SpecError(f"{where} = {value!r} needs the published data folder: set ${ENV_VAR} "
-                            "(default ../shared/data) to the folder holding it")
+            raise SpecError(f"{where} = {value!r} needs the published data folder {str(data_root())!r}: get it with "
+                            f"`{FETCH_HINT}` or set ${ENV_VAR} to the folder holding it")
         value = value.replace(f"${{{ENV_VAR}}}", str(root)).replace(f"${ENV_VAR}", str(root))
     p = Path(os.path.expandvars(value)).expanduser()
     if not p.is_absolute() and base is not None:
@@ -244,7 +258,8 @@ def _source(src: dict, base: Path):
         if src.get("low_energy_tables", False):
             root = data_dir()
             if root is None:
-                raise SpecError(f"source.low_energy_tables = true needs the data folder; set ${ENV_VAR}")
+                raise SpecError(f"source.low_energy_tables = true needs the published data folder {str(data_root())!r}: "
+                                f"get it with `{FETCH_HINT}` or set ${ENV_VAR}")
             cap = _choice(src, "capture", where, ("bestiole", "curve", "none"), "bestiole")
             high = _choice(src, "high", where, ("huber_mueller", "mueller2011", "table"), "huber_mueller")
             r = Reactor.with_low_energy_tables(root, power, dist, capture=None if cap == "none" else cap, high=high,

@@ -59,7 +59,7 @@ def dataset_dir(path, name: str, marker: str) -> Path:
     if not (p / marker).is_file():
         raise FileNotFoundError(
             f"{marker!r} not found in {str(p)!r}; pass the published data folder (e.g. shared/data), "
-            f"its {name}/ folder, or a file inside it"
+            f"its {name}/ folder, or a file inside it (get the data: `cevnsjax data fetch --from PATH_OR_URL`)"
         )
     return p.resolve()
 
@@ -68,8 +68,21 @@ def require_file(folder: Path, name: str) -> Path:
     """Return ``folder / name``, raising ``FileNotFoundError`` naming it when absent."""
     p = Path(folder) / name
     if not p.is_file():
-        raise FileNotFoundError(f"{str(p)!r} not found; the published data release has this file")
+        raise FileNotFoundError(_missing(p))
     return p
+
+
+def _missing(path: Path) -> str:
+    from cevnsjax.io.datasets import missing_message
+
+    return missing_message(path)
+
+
+def _check(path: Path) -> None:
+    """Published data files must match their registered sha256 (:func:`cevnsjax.io.datasets.check_file`)."""
+    from cevnsjax.io.datasets import check_file
+
+    check_file(path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -205,7 +218,7 @@ def read_table(
     if unknown:
         raise ValueError(f"unknown column name(s) {sorted(unknown)}; columns are {names}")
     if not path.is_file():
-        raise FileNotFoundError(f"{str(path)!r} not found")
+        raise FileNotFoundError(_missing(path))
     text = _read_text(path)
     want = _describe_counts((len(names),) if extra_columns else allowed, extra_columns)
     more = ", ..." if extra_columns or (names and allowed[-1] > len(names)) else ""
@@ -278,6 +291,7 @@ def read_table(
         raise ValueError(f"{path}: no data rows found; expected {want} columns{layout}")
     ncol = len(rows[0])
     full = names + tuple(f"col{j + 1}" for j in range(len(names), ncol))
+    _check(path)  # after parsing: a parse error (file:line) is the more precise message for an edited file
     return Table(path, full, frozen(rows, float), frozen(lines, np.int64), tuple(labels), head)
 
 
@@ -368,7 +382,7 @@ def read_yaml(path, *, readonly: bool = True) -> Mapping:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{str(path)!r} not found")
+        raise FileNotFoundError(_missing(path))
     try:
         out = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (safe loader subclass)
     except yaml.MarkedYAMLError as e:
@@ -379,6 +393,7 @@ def read_yaml(path, *, readonly: bool = True) -> Mapping:
         out = {}
     if not isinstance(out, dict):
         raise ValueError(f"{path}: top level is a {type(out).__name__}; a mapping of parameters was expected")
+    _check(path)  # after parsing, as in read_table
     return _freeze(out) if readonly else out
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 __all__ = [
     "TreeLevel", "PDGRadiative", "FixedCouplings", "COUPLING_PRESETS",
     "CHARGE_RADIUS_CORRECTIONS", "ZPrimeCharges", "UNIVERSAL", "B_MINUS_L", "B_MINUS_LE_3LMU_PLUS_LTAU",

@@ -206,7 +206,7 @@ class Target:
     atoms_per_molecule: tuple[float, ...]  # element count x isotopic fraction
 
     @classmethod
-    def from_formula(cls, formula: str, abundances: dict[str, float] | None = None) -> "Target":
+    def from_formula(cls, formula: str, abundances: dict[str, float] | None = None) -> Target:
         counts = parse_formula(formula)
         isos, atoms = [], []
         override = dict(abundances or {})

@@ -57,7 +57,7 @@ class PhysicsParams:
     delta_rp_fm: jax.Array | float = 0.0
     delta_rn_fm: jax.Array | float = 0.0
 
-    def replace(self, **changes) -> "PhysicsParams":
+    def replace(self, **changes) -> PhysicsParams:
         """A copy with some fields changed; unknown names raise with the closest valid name."""
         names = field_names()
         for k in changes:
@@ -67,7 +67,7 @@ class PhysicsParams:
                 raise ValueError(f"unknown parameter {k!r}.{hint} Valid parameters: {', '.join(names)}")
         return dataclasses.replace(self, **changes)
 
-    def astype(self, dtype) -> "PhysicsParams":
+    def astype(self, dtype) -> PhysicsParams:
         """All fields as JAX arrays of ``dtype`` (e.g. ``jnp.float32``)."""
         return jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=dtype), self)
 

@@ -23,13 +23,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cevnsjax.physics.constants import (ALPHA, CHARGE_RADIUS_COEFF, G_F, HBARC2_MEV2_CM2, M_ELECTRON, M_NEUTRON,
-                        M_PROTON)
-from cevnsjax.physics.couplings import CHARGE_RADIUS_CORRECTIONS, COUPLING_PRESETS, UNIVERSAL, TreeLevel, ZPrimeCharges
+from cevnsjax.physics.constants import ALPHA, CHARGE_RADIUS_COEFF, G_F, HBARC2_MEV2_CM2, M_ELECTRON, M_NEUTRON, M_PROTON
+from cevnsjax.physics.couplings import CHARGE_RADIUS_CORRECTIONS, COUPLING_PRESETS, UNIVERSAL, ZPrimeCharges
 from cevnsjax.physics.formfactors import FormFactor, Helm
 from cevnsjax.physics.params import PhysicsParams
 

@@ -17,8 +17,8 @@ Each component's flux enters the rate linearly, so every component is also a nui
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 

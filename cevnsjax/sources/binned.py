@@ -41,7 +41,7 @@ class BinnedFlux(Source):
         object.__setattr__(self, "flavour", flavour_index(self.flavour))
 
     @classmethod
-    def from_source(cls, source: Source, edges_MeV, n_gl: int = 48) -> "BinnedFlux":
+    def from_source(cls, source: Source, edges_MeV, n_gl: int = 48) -> BinnedFlux:
         """Average a source's continuous components of one flavour over the bins (flux conserved per bin)."""
         comps = source.components()
         flav = {(c.flavour, c.antineutrino) for c in comps}

@@ -55,30 +55,30 @@ class PionDAR(Source):
 
     @classmethod
     def from_beam_power(cls, power_MW: float, proton_energy_GeV: float, nu_per_flavour_per_proton: float,
-                        distance_m: float) -> "PionDAR":
+                        distance_m: float) -> PionDAR:
         """Protons per second = beam power / proton kinetic energy."""
         p = check_positive("power_MW", power_MW, "MW") * 1e6
         e = check_positive("proton_energy_GeV", proton_energy_GeV, "GeV") * 1e9 * 1.602176634e-19
         return cls(nu_per_flavour_per_proton, p / e, distance_m)
 
     @classmethod
-    def from_flux(cls, flux_per_flavour: float, distance_m: float) -> "PionDAR":
+    def from_flux(cls, flux_per_flavour: float, distance_m: float) -> PionDAR:
         """A source with a given flux per flavour at the detector [cm^-2 s^-1]."""
         f = check_positive("flux_per_flavour", flux_per_flavour, "cm^-2 s^-1")
         return cls(1.0, f / geometric_factor_cm2(distance_m), distance_m)
 
     @classmethod
-    def coherent_csi_2017(cls) -> "PionDAR":
+    def coherent_csi_2017(cls) -> PionDAR:
         """SNS as in COHERENT CsI 2017: r = 0.08, 5.7e20 POT/day, 19.3 m (1.13e7 cm^-2 s^-1 per flavour)."""
         return cls(0.08, 5.7e20 / SECONDS_PER_DAY, 19.3)
 
     @classmethod
-    def sns(cls, power_MW: float = 1.4, distance_m: float = 19.3) -> "PionDAR":
+    def sns(cls, power_MW: float = 1.4, distance_m: float = 19.3) -> PionDAR:
         """SNS at 1 GeV with r = 0.0848 (COHERENT CsI 2021); 1.4 MW gives 4.7e7 cm^-2 s^-1 (3 flavours) at 19.3 m."""
         return cls.from_beam_power(power_MW, 1.0, 0.0848, distance_m)
 
     @classmethod
-    def csns(cls, distance_m: float = 10.5, total_flux: float = 2.0e7) -> "PionDAR":
+    def csns(cls, distance_m: float = 10.5, total_flux: float = 2.0e7) -> PionDAR:
         """CSNS for CICENNS: 2.0e7 cm^-2 s^-1 summed over the three flavours at 10.5 m (the talk's table)."""
         return cls.from_flux(total_flux / 3.0, distance_m)
 

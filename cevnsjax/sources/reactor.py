@@ -31,13 +31,13 @@ yield-based total (TEXONO nu-bar per fission and per capture), whatever spectra 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
 from cevnsjax.physics.constants import MEV_PER_GW_S
-from cevnsjax.sources.base import ContinuousComponent, Source, subintervals, check_positive, geometric_factor_cm2
+from cevnsjax.sources.base import ContinuousComponent, Source, check_positive, geometric_factor_cm2, subintervals
 from cevnsjax.sources.tabulated import TableInterpolator, read_two_column, validate_table
 
 __all__ = [
@@ -476,12 +476,12 @@ class Reactor(Source):
 
     # ---- presets
     @classmethod
-    def dresden_ii(cls, **kwargs) -> "Reactor":
+    def dresden_ii(cls, **kwargs) -> Reactor:
         """Dresden-II: 2.96 GW thermal at 10.39 m (Colaresi et al. PRL 129, 211802); other defaults as Reactor."""
         return cls(2.96, 10.39, **kwargs)
 
     @classmethod
-    def conus(cls, **kwargs) -> "Reactor":
+    def conus(cls, **kwargs) -> Reactor:
         """Brokdorf/CONUS: 3.9 GW thermal at 17.1 m; other defaults as Reactor."""
         return cls(3.9, 17.1, **kwargs)
 
@@ -497,7 +497,7 @@ class Reactor(Source):
         high_e_max: float = 8.0,
         capture: str | None = "bestiole",
         **kwargs,
-    ) -> "Reactor":
+    ) -> Reactor:
         """Reactor whose spectra cover ~0-8 MeV, read from the published-data folder ``data_dir``.
 
         Below ``join`` MeV: the Kopeikin-type per-isotope tables

@@ -219,7 +219,7 @@ class TabulatedFlux(Source):
         interpolation: str = "linear",
         name: str | None = None,
         **kwargs,
-    ) -> "TabulatedFlux":
+    ) -> TabulatedFlux:
         """Build from a two-column file (see :func:`read_two_column`): E [MeV], dPhi/dE [cm^-2 s^-1 MeV^-1]."""
         x, y = read_two_column(path, x_name="E_MeV", y_name="dPhi/dE")
         return cls(

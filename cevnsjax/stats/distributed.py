@@ -87,9 +87,7 @@ def spec_objective(spec: str, priors: Mapping, profile_names: Sequence[str], asi
                                        for n in profile_names})])
     obs = model.asimov() if asimov else model.observed()
     obs = {k: jnp.asarray(v, jnp.float32 if float32 else jnp.float64) for k, v in obs.items()}
-    if hasattr(model, "minus2lnL"):
-        return lambda values: model.minus2lnL(values, obs)
-    return lambda values: 2.0 * model.nll(values, obs)
+    return lambda values: model.minus2lnL(values, obs)
 
 
 @contextlib.contextmanager
@@ -108,7 +106,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, thread
     if int(workers) < 1:
         raise ValueError(f"workers={workers} must be >= 1")
     with LocalCluster(n_workers=int(workers), threads_per_worker=threads_per_worker, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
         yield c
 
 
@@ -181,7 +179,7 @@ def cli_scan(spec: str, priors: Mapping, profile_names: Sequence[str], grid, *, 
     """``cevnsjax scan ... --scheduler ADDRESS | --workers N``: the CLI's scan objective as an
     :class:`ObjectiveSpec` (spec path made absolute for the workers), run by :func:`run_scan_dask`."""
     if scheduler is not None and workers is not None:
-        raise SystemExit("error: --scheduler and --workers: give one (a running scheduler, or N local worker "
+        raise ValueError("--scheduler and --workers: give one (a running scheduler, or N local worker "
                          "processes), not both")
     p = Path(spec)
     spec = str(p.resolve()) if p.exists() else spec

@@ -26,14 +26,13 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import special as _sp
-from scipy import stats as _st
+from scipy import special as _sp, stats as _st
 
 from cevnsjax.names import check_known
 from cevnsjax.results import FitResult, ProfileResult

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Callable, Mapping, Sequence
 
 import jax
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from numpyro.infer import MCMC, NUTS, Predictive, init_to_value
-from numpyro.infer import log_likelihood as _log_likelihood
+from numpyro.infer import MCMC, NUTS, Predictive, init_to_value, log_likelihood as _log_likelihood
 from numpyro.primitives import Messenger
 
 from cevnsjax.results import PosteriorResult

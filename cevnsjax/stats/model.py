@@ -7,6 +7,10 @@
     model.minus2lnL(values)            # -2 ln L for fits, profiles and scans (same likelihood, same constraints)
     model.fit(fixed=[...]); model.profile("q", qs); model.scan(grid); model.sample(...)
 
+A parameter shared by SOME experiments only (e.g. the CsI neutron radius of two CsI data sets, while
+Ge and Ar keep theirs) is a tie: ``JointModel(..., ties={"csi:delta_rn_fm": ["coherent_csi_2017:delta_rn_fm",
+"coherent_csi_2021:delta_rn_fm"]})`` replaces those local sites by one free parameter (the first site's prior).
+
 Likelihoods: Poisson for counts, Gaussian with the released errors where a release gives rates
 (Dresden-II). Shared parameters (physics: sin^2 theta_W, Z', scalar, NSI, ...) enter every
 experiment; local ones (quenching, backgrounds, flux normalisation, ...) belong to one and are
@@ -18,8 +22,8 @@ assumptions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +34,7 @@ import numpyro.distributions as dist
 from cevnsjax import experiment as P
 from cevnsjax.experiment import Experiment, PreparedExperiment, predict
 from cevnsjax.names import check_known
-from cevnsjax.stats.infer import LogNormal, LogUniform, Normal, Prior, TruncatedNormal, Uniform, HalfNormal, prior_from_spec
+from cevnsjax.stats.infer import HalfNormal, LogNormal, LogUniform, Normal, Prior, TruncatedNormal, Uniform, prior_from_spec
 from cevnsjax.stats.likelihood import gaussian_chi2, poisson_log_likelihood
 
 __all__ = ["Analysis", "JointModel", "ContinuousPoisson"]
@@ -97,7 +101,8 @@ def _constraint(prior: Prior, x):
 class JointModel:
     """A NumPyro model and a likelihood over one or more experiments sharing physics parameters."""
 
-    def __init__(self, analyses: Sequence[Analysis], shared: Mapping[str, object] | None = None):
+    def __init__(self, analyses: Sequence[Analysis], shared: Mapping[str, object] | None = None,
+                 ties: Mapping[str, Sequence[str]] | None = None):
         self.analyses = tuple(analyses)
         if not self.analyses:
             raise ValueError("JointModel needs at least one Analysis")
@@ -111,18 +116,58 @@ class JointModel:
             if clash:
                 raise ValueError(f"{sorted(clash)} are both shared and local to {a.experiment.name!r}; choose one")
         self.multi = len(self.analyses) > 1
+        self.ties = {k: tuple(v) for k, v in dict(ties or {}).items()}
+        self._check_ties()
+
+    def _check_ties(self):
+        local = self._site_priors()
+        seen = set()
+        for k, sites in self.ties.items():
+            if k in local or k in self.shared:
+                raise ValueError(f"tie {k!r}: the name is already a parameter of the model; choose another name")
+            if len(sites) < 2:
+                raise ValueError(f"tie {k!r}: needs at least two local sites, got {list(sites)}")
+            for s in sites:
+                if s not in local:
+                    raise ValueError(f"tie {k!r}: {s!r} is not a local free parameter; choose from {sorted(local)}")
+                if s in seen:
+                    raise ValueError(f"tie {k!r}: {s!r} is already tied to another parameter")
+                seen.add(s)
 
     # ------------------------------------------------------------------ names and values
     def site(self, a: Analysis, name: str) -> str:
         return f"{a.experiment.name}:{name}" if self.multi else name
 
-    @property
-    def priors(self) -> dict[str, Prior]:
-        """Every free parameter's site name and prior."""
+    def _site_priors(self) -> dict[str, Prior]:
         out = dict(self.shared)
         for a in self.analyses:
             out.update({self.site(a, k): v for k, v in a.priors.items()})
         return out
+
+    @property
+    def priors(self) -> dict[str, Prior]:
+        """Every free parameter's name and prior (a tie replaces its sites, with the first site's prior)."""
+        out = self._site_priors()
+        for k, sites in self.ties.items():
+            p = out[sites[0]]
+            for s in sites:
+                del out[s]
+            out[k] = p
+        return out
+
+    @property
+    def names(self) -> list[str]:
+        """The free parameters, in the order of :attr:`priors`."""
+        return list(self.priors)
+
+    def expand_ties(self, values: Mapping[str, object]) -> dict:
+        """Site values: each tie's value copied to its sites."""
+        v = dict(values)
+        for k, sites in self.ties.items():
+            if k in v:
+                x = v.pop(k)
+                v.update({s: x for s in sites})
+        return v
 
     def bounds(self) -> dict:
         return {k: _bounds(p) for k, p in self.priors.items()}
@@ -130,26 +175,32 @@ class JointModel:
     def init_values(self) -> dict:
         """Starting values: the experiments' defaults (clipped into the prior support)."""
         out = {}
+        priors = self._site_priors()
         for a in self.analyses:
             for k in list(self.shared) + list(a.priors):
                 s = k if k in self.shared else self.site(a, k)
                 v = float(P.get(a.experiment.defaults, k, a.component_names))
-                lo, hi = _bounds(self.priors[s])
+                lo, hi = _bounds(priors[s])
                 if lo is not None and hi is not None:
                     span = hi - lo
                     v = min(max(v, lo + 1e-3 * span), hi - 1e-3 * span)
                 elif lo is not None:
                     v = max(v, lo + 1e-12)
                 out.setdefault(s, v)
+        for k, sites in self.ties.items():
+            out[k] = out[sites[0]]
+            for s in sites:
+                out.pop(s, None)
         return out
 
     def theta(self, a: Analysis, values: Mapping[str, object]):
         """ExperimentParams of analysis ``a`` for site values (missing ones stay at their defaults).
 
-        ``<experiment>:<name>`` goes to that experiment; an unprefixed name to every experiment.
+        ``<experiment>:<name>`` goes to that experiment; an unprefixed name to every experiment; a tie to
+        its sites.
         """
         local = {}
-        for k, v in values.items():
+        for k, v in self.expand_ties(values).items():
             if self.multi and ":" in k:
                 exp_name, name = k.split(":", 1)
                 if exp_name == a.experiment.name:
@@ -180,18 +231,20 @@ class JointModel:
 
     # ------------------------------------------------------------------ NumPyro model
     def __call__(self, obs: Mapping | None = None):
-        values = {k: p.sample(k) for k, p in self.shared.items()}
-        for a in self.analyses:
-            values.update({self.site(a, k): p.sample(self.site(a, k)) for k, p in a.priors.items()})
+        """The NumPyro model: the priors' sites and one observed site ``obs_<experiment>`` per experiment.
+        Observed sites are batched over the observable bins (no ``to_event``), so ``log_likelihood``
+        holds one value per bin (pointwise, as ``arviz.loo`` / ``waic`` need); the summed log density
+        is the same."""
+        values = {k: p.sample(k) for k, p in self.priors.items()}
         for a in self.analyses:
             mu = predict(self.theta(a, values), a.prepared).total
             name = a.experiment.name
             y = None if obs is None else obs[name]
             kind, err = self._kind(a)
             if kind == "gaussian":
-                numpyro.sample(f"obs_{name}", dist.Normal(mu, err).to_event(mu.ndim), obs=y)
+                numpyro.sample(f"obs_{name}", dist.Normal(mu, err), obs=y)
             else:
-                numpyro.sample(f"obs_{name}", ContinuousPoisson(jnp.maximum(mu, 1e-30)).to_event(mu.ndim), obs=y)
+                numpyro.sample(f"obs_{name}", ContinuousPoisson(jnp.maximum(mu, 1e-30)), obs=y)
 
     # ------------------------------------------------------------------ likelihood
     def minus2lnL(self, values: Mapping[str, object], obs: Mapping | None = None):
@@ -284,11 +337,55 @@ class JointModel:
                         chunk_size=chunk_size, progress=progress, fingerprint=fingerprint, **kwargs)
 
     def sample(self, *, obs: Mapping | None = None, **kwargs):
-        """NUTS over every free parameter; returns a PosteriorResult (see cevnsjax.stats.infer.run_nuts)."""
+        """NUTS over every free parameter; returns a PosteriorResult (see cevnsjax.stats.infer.run_nuts)
+        whose observed sites carry the observables' bin centres (:meth:`observed_coords`) and whose
+        parameters carry their units (:meth:`parameter_units`)."""
         from cevnsjax.stats.infer import run_nuts
 
         kwargs.setdefault("init_values", self.init_values())
-        return run_nuts(self, obs=self.observed() if obs is None else obs, **kwargs)
+        res = run_nuts(self, obs=self.observed() if obs is None else obs, **kwargs)
+        res.attrs.setdefault("parameter_units", self.parameter_units())
+        res.set_observed_coords(self.observed_coords())
+        return res
+
+    def observed_coords(self) -> dict:
+        """Per observed site ``obs_<experiment>``: ``dims`` (e.g. ``["E_ee_keV"]``, or
+        ``["PE", "t_us"]`` with arrival times; prefixed ``<experiment>_`` when several experiments are
+        combined), ``coords`` (bin centres per dim), ``edges``, ``units`` per dim and the values'
+        ``units`` / ``long_name`` (counts, or the released rate of a Gaussian likelihood)."""
+        from cevnsjax.reporting import observable_axis
+
+        out = {}
+        for a in self.analyses:
+            ob, name = a.experiment.observable, a.experiment.name
+            pre = f"{name}_" if self.multi else ""
+            e = np.asarray(ob.edges, float)
+            axes = [(ob.kind, e, observable_axis(ob.kind)[1])]
+            if ob.time_edges_us is not None:
+                axes.append(("t_us", np.asarray(ob.time_edges_us, float), "us"))
+            o = a.experiment.observed
+            gauss = o is not None and o.likelihood == "gaussian"
+            out[f"obs_{name}"] = {
+                "dims": [pre + d for d, _, _ in axes],
+                "coords": {pre + d: (0.5 * (x[1:] + x[:-1])).tolist() for d, x, _ in axes},
+                "edges": {pre + d: x.tolist() for d, x, _ in axes},
+                "units": {pre + d: u for d, _, u in axes},
+                "values_units": "released rate per bin" if gauss else "counts",
+                "long_name": f"{name}: " + ((o.label or "observed rate") if gauss else "counts per bin"),
+            }
+        return out
+
+    def parameter_units(self) -> dict:
+        """Free parameter -> unit (:func:`cevnsjax.reporting.parameter_unit`; None where not known)."""
+        from cevnsjax.reporting import parameter_unit
+
+        kinds = {a.experiment.name: a.experiment.observable.kind for a in self.analyses}
+        first = self.analyses[0].experiment.observable.kind
+        out = {}
+        for k in self.names:
+            exp = k.split(":", 1)[0] if self.multi and ":" in k else None
+            out[k] = parameter_unit(k, kinds.get(exp, first))
+        return out
 
 
 def _named_prior(name: str, spec):

@@ -18,9 +18,9 @@ x10 on failure), so the iteration is monotone. Used by :func:`cevnsjax.stats.fit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Mapping
 
 import jax
 import jax.numpy as jnp

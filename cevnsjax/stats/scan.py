@@ -27,7 +27,8 @@ result of an uninterrupted run: every chunk is a pure function of its points and
 warm-start table (itself saved), never of what ran before it. A directory written with other
 settings is refused (:class:`ScanMismatchError`, naming the keys that differ).
 
-Why projected Levenberg-Marquardt Newton for profiling (measured in ``benchmarks/bench_scan.py``):
+Why projected Levenberg-Marquardt Newton for profiling (the one optimiser core,
+:func:`cevnsjax.stats.optimize.newton`, shared with fits and profiles; measured in ``benchmarks/bench_scan.py``):
 the nuisances of CEvNS fits are few (Dresden-II: 7 background parameters, 3 of them linear) and
 badly scaled (A ~ 20, B ~ 150, C ~ 4, w ~ 0.1); Newton steps are invariant to that scaling and solve
 the linear ones in one step, so 8-12 iterations reach the minimum to < 1e-6 in chi^2 where a
@@ -71,22 +72,21 @@ coordinates) and ``save(path)`` (netCDF; xarray is imported only there, so a sca
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import glob
 import json
 import math
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cevnsjax.names import check_known, closest
 from cevnsjax.stats.optimize import newton
 
 __all__ = [
@@ -103,14 +103,13 @@ class ScanMismatchError(ValueError):
 
 # ------------------------------------------------------------------------------------------- grids
 def _closest(name, valid):
-    c = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
-    return f" (did you mean {c[0]!r}?)" if c else ""
+    c = closest(name, valid)
+    return f" (did you mean {c!r}?)" if c else ""
 
 
 def _check_name(name: str, valid_names, what="parameter"):
-    if valid_names is not None and name not in valid_names:
-        raise ValueError(f"unknown {what} {name!r}{_closest(name, valid_names)}; valid names: "
-                         f"{', '.join(valid_names)}")
+    if valid_names is not None:
+        check_known([name], valid_names, what)
 
 
 @dataclass(frozen=True)
@@ -239,7 +238,7 @@ class Grid:
         return [a.to_json() for a in self.axes]
 
     @classmethod
-    def from_json(cls, data) -> "Grid":
+    def from_json(cls, data) -> Grid:
         return cls([Axis(**d) for d in data])
 
 
@@ -283,21 +282,32 @@ class ScanResult:
         """An ``xarray.Dataset``: chi2, delta_chi2, nuisances, newton_decrement, converged; axes as coords."""
         import xarray as xr
 
+        from cevnsjax.reporting import parameter_unit
+
+        units = self.attrs.get("parameter_units") or {}
+        units = json.loads(units) if isinstance(units, str) else dict(units)
+        unit = lambda n: units.get(n) or parameter_unit(n) or "unknown"  # noqa: E731
         dims = self.grid.names
-        coords = {a.name: (a.name, a.values, dict(spacing=a.spacing)) for a in self.grid.axes}
-        data = {"chi2": (dims, self.chi2, dict(long_name="-2 ln L (profiled)")),
-                "delta_chi2": (dims, self.delta_chi2, dict(long_name="chi2 - min over the grid"))}
+        coords = {a.name: (a.name, a.values, dict(spacing=a.spacing, long_name=f"{a.name} ({a.spacing} grid axis)",
+                                                   units=unit(a.name))) for a in self.grid.axes}
+        data = {"chi2": (dims, self.chi2, dict(long_name="-2 ln L (profiled)", units="1")),
+                "delta_chi2": (dims, self.delta_chi2, dict(long_name="chi2 - min over the grid", units="1"))}
         for k, v in self.nuisances.items():
-            data[k] = (dims, v, dict(long_name=f"profiled {k}"))
+            data[k] = (dims, v, dict(long_name=f"profiled {k}", units=unit(k)))
         if self.newton_decrement is not None:
-            data["newton_decrement"] = (dims, self.newton_decrement)
-        data["converged"] = (dims, self.converged.astype(np.int8))
+            data["newton_decrement"] = (dims, self.newton_decrement,
+                                        dict(long_name="Newton decrement g^T H^-1 g of chi2 at the point", units="1"))
+        data["converged"] = (dims, self.converged.astype(np.int8),
+                             dict(long_name="converged (1) or not (0)", units="1"))
         if self.chi2_parts is not None:
-            data["chi2_parts"] = (dims + ("part",), self.chi2_parts)
+            data["chi2_parts"] = (dims + ("part",), self.chi2_parts, dict(long_name="terms of chi2", units="1"))
         attrs = {k: (json.dumps(v) if not isinstance(v, (str, int, float)) else v) for k, v in self.attrs.items()}
         attrs["grid"] = json.dumps(self.grid.to_json())
         attrs["nuisance_names"] = json.dumps(list(self.nuisances))
         attrs["tol"] = self.tol
+        from cevnsjax import __version__
+
+        attrs.update(cevnsjax_kind="ScanResult", cevnsjax_version=str(__version__))
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
     def save(self, path) -> Path:
@@ -313,10 +323,11 @@ class ScanResult:
         return path
 
     @classmethod
-    def from_dataset(cls, ds) -> "ScanResult":
+    def from_dataset(cls, ds) -> ScanResult:
         grid = Grid.from_json(json.loads(ds.attrs["grid"]))
         names = json.loads(ds.attrs.get("nuisance_names", "[]"))
-        attrs = {k: v for k, v in ds.attrs.items() if k not in ("grid", "nuisance_names", "tol")}
+        attrs = {k: v for k, v in ds.attrs.items()
+                 if k not in ("grid", "nuisance_names", "tol", "cevnsjax_kind", "cevnsjax_version")}
         return cls(grid=grid, chi2=np.asarray(ds["chi2"].values),
                    nuisances={k: np.asarray(ds[k].values) for k in names},
                    newton_decrement=np.asarray(ds["newton_decrement"].values) if "newton_decrement" in ds else None,
@@ -353,36 +364,12 @@ def load_scan(path) -> ScanResult:
 
 
 # ------------------------------------------------------------------------------------------ progress
-class _Progress:
-    def __init__(self, total, done, enabled, stream=None):
-        self.total, self.done, self.start_done = total, done, done
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self.t0 = time.perf_counter()
-        self.last = 0.0
+def _progress(total, done, enabled):
+    """A tqdm bar over the grid points (resumed points counted as done)."""
+    from tqdm.auto import tqdm
 
-    def update(self, n, force=False):
-        self.done += n
-        now = time.perf_counter()
-        if not self.enabled or (not force and now - self.last < 0.25):
-            return
-        self.last = now
-        dt = max(now - self.t0, 1e-9)
-        rate = (self.done - self.start_done) / dt
-        left = self.total - self.done
-        eta = left / rate if rate > 0 else float("inf")
-        frac = self.done / max(self.total, 1)
-        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
-        resumed = f", {self.start_done} resumed" if self.start_done else ""
-        self.stream.write(f"\rscan [{bar}] {self.done}/{self.total} points ({100 * frac:5.1f}%{resumed}) "
-                          f"{rate:,.0f} points/s, {eta:,.0f} s left ")
-        self.stream.flush()
-
-    def close(self):
-        if self.enabled:
-            self.update(0, force=True)
-            self.stream.write("\n")
-            self.stream.flush()
+    return tqdm(total=total, initial=done, disable=not enabled, desc="scan", unit="pt", unit_scale=True,
+                mininterval=0.25, file=sys.stderr)
 
 
 # ------------------------------------------------------------------------------------------- engine
@@ -439,7 +426,7 @@ def _coarse_index(n, per_axis):
 def run_scan(objective: Callable, grid: Grid | Sequence, *, fixed: Mapping | None = None,
              profile: Mapping | None = None, chunk_size: int = 4096, out_dir=None, resume: bool = True,
              devices=None, progress: bool = True, dtype=None, fingerprint: str | None = None,
-             nuisance_mode: str = "profile", newton_iters: int = 10, coarse_iters: int = 40,
+             nuisance_mode: str = "profile", newton_iters: int = 10, coarse_iters: int = 40, newton_tol: float = 0.0,
              coarse_points: int = 12, tol: float = 1e-4, valid_names: Sequence[str] | None = None,
              process_index: int | None = None, process_count: int | None = None,
              on_chunk: Callable | None = None, wait_timeout_s: float = 24 * 3600,
@@ -460,6 +447,8 @@ def run_scan(objective: Callable, grid: Grid | Sequence, *, fixed: Mapping | Non
         fingerprint: a string identifying the objective (spec, data, code version); stored in the
             manifest so that resuming with another objective is refused.
         nuisance_mode: 'profile' or 'marginal' (Laplace approximation, see the module docstring).
+        newton_tol: stop a point's Newton iterations early once a step lowers chi^2 by < newton_tol
+            (0: always ``newton_iters``); a chunk stops when all its points have.
         newton_iters / coarse_iters: Newton iterations per point from the warm start / on the
             coarse sub-grid (``coarse_points`` per axis) from ``start``.
         tol: ``converged`` when the Newton decrement (predicted chi^2 decrease) is below this.
@@ -526,7 +515,7 @@ def run_scan(objective: Callable, grid: Grid | Sequence, *, fixed: Mapping | Non
         if not n_nu:
             parts = f_parts(nu0)
             return jnp.sum(parts), parts, nu0, jnp.zeros((), dtype)
-        nu, fx, dec, H, free, _ = newton(f, nu0, lo, hi, n_iter)
+        nu, fx, dec, H, free, _ = newton(f, nu0, lo, hi, n_iter, tol=newton_tol)
         parts = f_parts(nu)
         chi2 = jnp.sum(parts)
         if nuisance_mode == "marginal":
@@ -564,6 +553,7 @@ def run_scan(objective: Callable, grid: Grid | Sequence, *, fixed: Mapping | Non
                     fingerprint=fingerprint if fingerprint is not None else
                     f"{getattr(objective, '__module__', '?')}.{getattr(objective, '__qualname__', repr(objective))}",
                     chunk=chunk, dtype=dtype.name, nuisance_mode=nuisance_mode, newton_iters=int(newton_iters),
+                    **({"newton_tol": float(newton_tol)} if newton_tol else {}),
                     coarse_iters=int(coarse_iters), coarse_points=int(coarse_points), n_parts=n_parts)
     out = Path(out_dir) if out_dir is not None else None
     chunk_dir = None
@@ -621,7 +611,7 @@ def run_scan(objective: Callable, grid: Grid | Sequence, *, fixed: Mapping | Non
     todo = [k for k in mine if k not in done]
     results = {}
     n_done = sum(min(chunk, grid.size - k * chunk) for k in done)
-    bar = _Progress(sum(min(chunk, grid.size - k * chunk) for k in mine), n_done, progress)
+    bar = _progress(sum(min(chunk, grid.size - k * chunk) for k in mine), n_done, progress)
 
     def finish(k, m, outs):
         arrs = dict(chi2=np.asarray(outs[0])[:m], parts=np.asarray(outs[1])[:m], nu=np.asarray(outs[2])[:m],
@@ -727,7 +717,7 @@ def confidence_threshold(level, dof: int) -> float:
     return float(_chi2.ppf(cl, dof))
 
 
-def _as_result(ds) -> ScanResult:
+def as_result(ds) -> ScanResult:
     return ds if isinstance(ds, ScanResult) else ScanResult.from_dataset(ds)
 
 
@@ -747,7 +737,7 @@ def contours(ds, levels=("90%", "2sigma", "3sigma"), dof: int | None = None) -> 
     1-D grids: ``{level: [(lo, hi), ...]}`` intervals with interpolated ends. ``dof`` defaults to the
     number of grid axes.
     """
-    r = _as_result(ds)
+    r = as_result(ds)
     axes = r.grid.axes
     dof = len(axes) if dof is None else dof
     d = r.delta_chi2
@@ -794,7 +784,7 @@ def exclusion_curve(ds, mass: str | None = None, coupling: str | None = None, le
     on the grid is allowed, ``open_top`` marks masses allowed up to the top of the grid (the limit
     lies above the grid). ``dof`` defaults to 2 (a plane; pass 1 for a raster scan in mass).
     """
-    r = _as_result(ds)
+    r = as_result(ds)
     names = r.grid.names
     if len(names) != 2:
         raise ValueError(f"exclusion_curve needs a 2-D (mass, coupling) scan, got axes {names}")
@@ -824,60 +814,15 @@ def exclusion_curve(ds, mass: str | None = None, coupling: str | None = None, le
     return am.values.copy(), lim, open_top
 
 
-# ------------------------------------------------------------------------------------------ plots
-def plot_scan(ds, levels=("90%", "2sigma", "3sigma"), dof: int | None = None, ax=None, cmap="viridis_r",
-              vmax: float | None = 25.0, best_fit: bool = True):
-    """Delta chi^2 map (2-D) or curve (1-D) with the confidence contours; returns the axes."""
-    import matplotlib.pyplot as plt
+def plot_scan(ds, *args, **kwargs):
+    """Moved to :func:`cevnsjax.plots.plot_scan` (this name delegates)."""
+    from cevnsjax.plots import plot_scan as f
 
-    r = _as_result(ds)
-    axes = r.grid.axes
-    ax = ax or plt.subplots(figsize=(6, 4.5))[1]
-    d = r.delta_chi2
-    dof = len(axes) if dof is None else dof
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    if len(axes) == 1:
-        ax.plot(axes[0].values, d, "k-")
-        for i, lev in enumerate(levels):
-            ax.axhline(confidence_threshold(lev, dof), color=colours[i % len(colours)], ls="--", label=str(lev))
-        ax.set_xscale(axes[0].spacing.replace("lin", "linear"))
-        ax.set_xlabel(axes[0].name)
-        ax.set_ylabel(r"$\Delta\chi^2$")
-        ax.legend()
-        return ax
-    X, Y = np.meshgrid(axes[0].values, axes[1].values, indexing="ij")
-    m = ax.pcolormesh(X, Y, np.minimum(d, vmax) if vmax else d, cmap=cmap, shading="auto")
-    plt.colorbar(m, ax=ax, label=r"$\Delta\chi^2$")
-    for i, (lev, paths) in enumerate(contours(r, levels, dof).items()):
-        for j, p in enumerate(paths):
-            ax.plot(p[:, 0], p[:, 1], color=colours[i % len(colours)], lw=1.5, label=str(lev) if j == 0 else None)
-    if best_fit:
-        b = r.best_fit()
-        ax.plot(b[axes[0].name], b[axes[1].name], "w*", ms=10, mec="k")
-    ax.set_xscale(axes[0].spacing.replace("lin", "linear"))
-    ax.set_yscale(axes[1].spacing.replace("lin", "linear"))
-    ax.set_xlabel(axes[0].name)
-    ax.set_ylabel(axes[1].name)
-    ax.legend(loc="best", fontsize="small")
-    return ax
+    return f(ds, *args, **kwargs)
 
 
-def plot_exclusion(ds, mass=None, coupling=None, levels=("90%",), dof: int | None = None, ax=None, label=""):
-    """Exclusion curves (coupling limit vs mass) for the given levels; returns the axes."""
-    import matplotlib.pyplot as plt
+def plot_exclusion(ds, *args, **kwargs):
+    """Moved to :func:`cevnsjax.plots.plot_exclusion` (this name delegates)."""
+    from cevnsjax.plots import plot_exclusion as f
 
-    r = _as_result(ds)
-    ax = ax or plt.subplots(figsize=(6, 4.5))[1]
-    names = r.grid.names
-    mass = names[0] if mass is None else mass
-    coupling = names[1] if coupling is None else coupling
-    for lev in levels:
-        m, lim, _ = exclusion_curve(r, mass, coupling, lev, dof)
-        ax.plot(m, lim, label=f"{label} {lev}".strip())
-    am, ac = r.grid.axes[names.index(mass)], r.grid.axes[names.index(coupling)]
-    ax.set_xscale(am.spacing.replace("lin", "linear"))
-    ax.set_yscale(ac.spacing.replace("lin", "linear"))
-    ax.set_xlabel(mass)
-    ax.set_ylabel(f"{coupling} (excluded above)")
-    ax.legend()
-    return ax
+    return f(ds, *args, **kwargs)

@@ -43,21 +43,20 @@ import dataclasses
 import json
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cevnsjax.sources.base import ContinuousComponent, LineComponent, Source, geometric_factor_cm2
-from cevnsjax.sources.binned import BinnedFlux
 from cevnsjax.physics.nuclei import Target
 from cevnsjax.physics.params import PhysicsParams
-from cevnsjax.rates import binned_rate, prepare
 from cevnsjax.physics.xsec import E_nu_min, E_R_max
+from cevnsjax.rates import binned_rate, prepare
+from cevnsjax.sources.base import ContinuousComponent, LineComponent, Source, geometric_factor_cm2
+from cevnsjax.sources.binned import BinnedFlux
 from cevnsjax.stats._linalg import cholesky_factor, cholesky_solve
 
 __all__ = [
@@ -139,10 +138,11 @@ def _jsonable(v):
 
 
 class _Saveable:
-    """save(path.npz) / load(path.npz) / to_json() for frozen dataclasses of arrays and scalars."""
+    """save(path) / load(path) / to_json() for frozen dataclasses of arrays and scalars: netCDF
+    (xarray; ``cevnsjax.results.load`` dispatches on its ``cevnsjax_kind`` attribute), or NumPy ``.npz``
+    when the path ends in .npz."""
 
-    def save(self, path) -> Path:
-        path = Path(path)
+    def _split(self):
         arrays, meta = {}, {}
         for k, v in _np_fields(self).items():
             if isinstance(v, _Saveable):
@@ -153,23 +153,54 @@ class _Saveable:
                 arrays[k] = np.asarray(v)
             else:
                 meta[k] = v
-        np.savez(path, __meta__=json.dumps(_jsonable(meta)), **arrays)
+        return arrays, meta
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        arrays, meta = self._split()
+        if path.suffix == ".npz":
+            np.savez(path, __meta__=json.dumps(_jsonable(meta)), **arrays)
+            return path
+        import xarray as xr
+
+        from cevnsjax import __version__
+
+        ds = xr.Dataset({k: ([f"{k}_{i}" for i in range(v.ndim)], v) for k, v in arrays.items()})
+        for k in ds.data_vars:
+            if "MeV" in k:
+                ds[k].attrs["units"] = "MeV"
+            elif k.startswith(("nu_", "sigma", "band")):
+                ds[k].attrs["units"] = "nu / (MeV fission)"
+        ds.attrs.update(cevnsjax_kind=type(self).__name__, cevnsjax_version=str(__version__),
+                        meta=json.dumps(_jsonable(meta)))
+        ds.to_netcdf(path)
         return path
 
     @classmethod
     def load(cls, path):
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["__meta__"]))
-            kw = {}
-            for f in dataclasses.fields(cls):
-                if isinstance(meta.get(f.name), dict) and "__type__" in meta[f.name]:
-                    sub = {"BetaScan": BetaScan}[meta[f.name]["__type__"]]
-                    kw[f.name] = sub(**{g.name: z[f"{f.name}.{g.name}"] for g in dataclasses.fields(sub)})
-                elif f.name in z.files:
-                    kw[f.name] = z[f.name]
-                else:
-                    v = meta[f.name]
-                    kw[f.name] = tuple(v) if isinstance(v, list) else v
+        path = Path(path)
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["__meta__"]))
+                arrays = {k: z[k] for k in z.files if k != "__meta__"}
+        else:
+            import xarray as xr
+
+            with xr.open_dataset(path) as ds:
+                if ds.attrs.get("cevnsjax_kind") != cls.__name__:
+                    raise ValueError(f"{path} holds a {ds.attrs.get('cevnsjax_kind')!r}, not a {cls.__name__}")
+                meta = json.loads(ds.attrs["meta"])
+                arrays = {k: np.asarray(ds[k].values) for k in ds.data_vars}
+        kw = {}
+        for f in dataclasses.fields(cls):
+            if isinstance(meta.get(f.name), dict) and "__type__" in meta[f.name]:
+                sub = {"BetaScan": BetaScan}[meta[f.name]["__type__"]]
+                kw[f.name] = sub(**{g.name: arrays[f"{f.name}.{g.name}"] for g in dataclasses.fields(sub)})
+            elif f.name in arrays:
+                kw[f.name] = arrays[f.name]
+            else:
+                v = meta[f.name]
+                kw[f.name] = tuple(v) if isinstance(v, list) else v
         return cls(**kw)
 
     def to_json(self) -> dict:

@@ -31,18 +31,19 @@ The spec has no key for an arrival-time efficiency, so ``load_2021`` also sets
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 
-import jax
 import numpy as np
 
 from cevnsjax.detector.backgrounds import Template
-from cevnsjax.io.releases.coherent_csi_2017 import load_coherent_csi_2017
-from cevnsjax.io.releases.coherent_csi_2021 import ROI_PE_MAX as ROI21_PE_MAX, ROI_T_MAX_US as ROI21_T_MAX_US, \
-    load_coherent_csi_2021
-from cevnsjax.experiment import Experiment, Observed
 from cevnsjax.detector.response import Coherent2017Efficiency, Coherent2021TimeEfficiency
+from cevnsjax.experiment import Experiment, Observed
 from cevnsjax.io.registry import register_loader
+from cevnsjax.io.releases.coherent_csi_2017 import load_coherent_csi_2017
+from cevnsjax.io.releases.coherent_csi_2021 import (
+    ROI_PE_MAX as ROI21_PE_MAX,
+    ROI_T_MAX_US as ROI21_T_MAX_US,
+    load_coherent_csi_2021,
+)
 
 __all__ = ["load_2017", "load_2021", "Coherent2021TimeEfficiency", "prompt_neutron_grid_2017", "histogram_events", "rebin_pdf",
            "BRN_NORM_2021", "NIN_NORM_2021", "TEMPLATES_2017", "TEMPLATES_2021"]

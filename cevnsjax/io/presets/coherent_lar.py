@@ -46,13 +46,13 @@ import numpy as np
 from scipy.special import log_ndtr, ndtr
 
 from cevnsjax.detector.backgrounds import Template
-from cevnsjax.physics.constants import SECONDS_PER_DAY
-from cevnsjax.io.releases.coherent_lar_2020 import load_coherent_lar_2020
-from cevnsjax.experiment import Experiment, Observable, Observed, predict
-from cevnsjax.sources import PionDAR
-from cevnsjax.physics.nuclei import parse_formula
 from cevnsjax.detector.response import ArrivalTimePDF, TabulatedEfficiency
+from cevnsjax.experiment import Experiment, Observable, Observed, predict
 from cevnsjax.io.registry import SpecError, register_loader
+from cevnsjax.io.releases.coherent_lar_2020 import load_coherent_lar_2020
+from cevnsjax.physics.constants import SECONDS_PER_DAY
+from cevnsjax.physics.nuclei import parse_formula
+from cevnsjax.sources import PionDAR
 
 __all__ = ["TEMPLATES", "TAU_PI_US", "TAU_MU_US", "PROMPT_COMPONENTS", "DELAYED_COMPONENTS", "BinEfficiency",
            "sns_arrival_time_pdf", "sns_arrival_time_cdf", "spectrum_weighted_bin_efficiency", "load_into"]

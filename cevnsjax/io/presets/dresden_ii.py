@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from cevnsjax.detector.backgrounds import Background
-from cevnsjax.io.releases.dresden_ii import load_dresden_ii
 from cevnsjax.experiment import Experiment, Observed
 from cevnsjax.io.registry import register_loader
+from cevnsjax.io.releases.dresden_ii import load_dresden_ii
 
 __all__ = ["DresdenIIBackground", "load_into"]
 

@@ -6,11 +6,11 @@ returns a small frozen dataclass of read-only numpy arrays, with units in the fi
 Malformed files raise ``ValueError`` naming the file, line and column.
 """
 
-from cevnsjax.io.tables import Table, read_table, read_yaml
 from cevnsjax.io.releases.coherent_csi_2017 import CsI2017, QFMeasurements, load_coherent_csi_2017
 from cevnsjax.io.releases.coherent_csi_2021 import CsI2021, load_coherent_csi_2021
 from cevnsjax.io.releases.coherent_lar_2020 import LAr2020, Projection1D, SystMultipliers1D, load_coherent_lar_2020
 from cevnsjax.io.releases.dresden_ii import DresdenII, load_dresden_ii
+from cevnsjax.io.tables import Table, read_table, read_yaml
 
 __all__ = [
     "CsI2017",
