@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--beta", default="physical", help="'physical', 'bias' or a number")
     u.add_argument("--no-capture", action="store_true", help="truth without the 238U(n,gamma) branch")
     u.add_argument("--seed", type=int, default=0, help="random seed")
+    u.add_argument("--chunk-size", type=int, default=100,
+                   help="toys per chunk (one jitted call, one file in --out/chunks, one Dask task each)")
+    u.add_argument("--resume", action="store_true",
+                   help="continue the unfolding in --out: finished toy chunks are read back, not recomputed")
+    u.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run every toy chunk as a task on this dask.distributed scheduler (docs/distributed.md)")
+    u.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run every toy chunk as a Dask task on an embedded LocalCluster of N worker processes")
+    u.add_argument("--no-progress", action="store_true", help="no progress line for the Dask toy chunks")
     u.set_defaults(func=_cmd_unfold)
 
     i = sub.add_parser("init", help="write an annotated, runnable specification template (every key: docs/spec.md)")
@@ -345,9 +354,9 @@ def _default_priors(exp) -> dict:
 
 
 def _cmd_fit(args) -> int:
-    import numpy as np
-
     import hashlib
+
+    import numpy as np
 
     from cevnsjax import __version__
     from cevnsjax.io.outdir import atomic_path, atomic_write_json, atomic_write_text
@@ -426,9 +435,8 @@ def _cmd_scan(args) -> int:
     from cevnsjax.io.spec import PRESET_DIR, SpecError, experiment_from_spec, fit_priors, load_spec, recorded_data_paths
     from cevnsjax.plots import plot_exclusion, plot_scan
     from cevnsjax.reporting import parameter_unit
-    from cevnsjax.stats.scan import ScanResult, confidence_threshold, exclusion_curve
     from cevnsjax.stats.model import Analysis, JointModel
-    from cevnsjax.stats.scan import Grid, parse_axis
+    from cevnsjax.stats.scan import Grid, ScanResult, confidence_threshold, exclusion_curve, parse_axis
 
     try:
         spec = load_spec(args.spec)
@@ -591,10 +599,17 @@ def _cmd_unfold(args) -> int:
             raise ValueError
     except ValueError:
         raise ValueError(f"--beta {args.beta!r}: give 'physical', 'bias' or a finite number >= 0") from None
-    res = run_unfolding(int(key), data_dir=root, n_toys=args.toys, n_betas=args.betas, beta=beta,
-                        capture=not args.no_capture, seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    kw = dict(data_dir=root, n_toys=args.toys, n_betas=args.betas, beta=beta, capture=not args.no_capture,
+              seed=args.seed, chunk_size=args.chunk_size, out_dir=out, resume=args.resume)
+    if args.scheduler is not None or args.workers is not None:  # every toy chunk a Dask task
+        from cevnsjax.stats.distributed import cli_unfold
+
+        res = cli_unfold(int(key), scheduler=args.scheduler, workers=args.workers,
+                         progress=not args.no_progress, **kw)
+    else:
+        res = run_unfolding(int(key), **kw)
     with atomic_path(out / "unfolding.npz") as tmp:
         res.save(tmp)
     atomic_write_json(out / "summary.json", res.summary())

@@ -24,7 +24,6 @@ Without resolution, counts in E_ee bins come from the cumulative recoil spectrum
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from cevnsjax.detector.response import (
     poisson_pe_bin_probabilities,
     time_bin_fractions,
 )
+from cevnsjax.names import check_known
 from cevnsjax.physics.nuclei import Target
 from cevnsjax.physics.params import PhysicsParams
 from cevnsjax.physics.xsec import CrossSectionModel, E_R_max
@@ -671,10 +671,7 @@ def check_names(names, theta: ExperimentParams, component_names=(), experiment=N
             raise ValueError(f"parameter {n!r} cannot vary: experiment {experiment.name!r} tabulates its resolution "
                              "once (smearing='grid'); build it with smearing='exact' (spec: [detector] smearing = "
                              "\"exact\") to fit the resolution")
-        if n not in valid:
-            close = difflib.get_close_matches(n, valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown parameter {n!r}.{hint} Valid parameters: {', '.join(valid)}")
+    check_known(names, valid, "parameter")
 
 
 def _set_physics(phys, name, value):

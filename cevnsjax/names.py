@@ -7,9 +7,9 @@ import difflib
 __all__ = ["check_known", "closest"]
 
 
-def closest(name, valid) -> str | None:
-    """The valid name closest to ``name`` (difflib), or None."""
-    c = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1)
+def closest(name, valid, cutoff: float = 0.6) -> str | None:
+    """The valid name closest to ``name`` (difflib ratio >= ``cutoff``), or None."""
+    c = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=cutoff)
     return c[0] if c else None
 
 

@@ -139,9 +139,9 @@ def plot_corner(res, path=None, var_names=None, truths: Mapping | None = None, b
                 if labels[i] in truths:
                     ax.axhline(truths[labels[i]], color="C0")
             if i == k - 1:
-                ax.set_xlabel(shown[j])
+                ax.set_xlabel(shown[j], fontsize=8)
             if j == 0 and i > 0:
-                ax.set_ylabel(shown[i])
+                ax.set_ylabel(shown[i], fontsize=8)
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)
@@ -238,7 +238,7 @@ def fit_spectrum_parts(model, fit, obs: Mapping | None = None, experiment: str |
         chi2, ndf_bins = float(gaussian_chi2(n_full, mu_full, sigma=err)), mu_full.size
     else:
         used = mu_full > 0
-        chi2, ndf_bins = float(poisson_deviance(n_full[used], mu_full[used])), int(used.sum())
+        chi2, ndf_bins = float(poisson_deviance(n_full[used], mu_full[used])) + 0.0, int(used.sum())  # no -0.0
     proj = (lambda x: np.asarray(x, float).reshape(mu_full.shape[0], -1).sum(axis=1))
     n, mu = proj(n_full), proj(mu_full)
     if gauss:
@@ -274,10 +274,10 @@ def plot_fit_spectrum(model, fit, obs: Mapping | None = None, experiment: str | 
     e, c = d["edges"], 0.5 * (d["edges"][1:] + d["edges"][:-1])
     fig = Figure(figsize=(6.4, 5.6))
     top, bot = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
-    top.stairs(d["mu"], e, color="k", lw=1.5, label="best fit", gid="total")
-    top.stairs(d["signal"], e, color="C0", lw=1.2, label="CEvNS signal", gid="signal")
+    top.stairs(d["mu"], e, baseline=None, color="k", lw=1.5, label="best fit", gid="total")
+    top.stairs(d["signal"], e, baseline=None, color="C0", lw=1.2, label="CEvNS signal", gid="signal")
     for i, (name, v) in enumerate(d["backgrounds"].items()):
-        top.stairs(v, e, color=f"C{i + 1}", lw=1.0, ls="--", label=f"background: {name}", gid=f"bkg:{name}")
+        top.stairs(v, e, baseline=None, color=f"C{i + 1}", lw=1.0, ls="--", label=f"background: {name}", gid=f"bkg:{name}")
     top.errorbar(c, d["n"], yerr=d["sigma"], fmt="ko", ms=3, label="data", gid="data")
     top.set_ylabel(d["ylabel"])
     if logy:

@@ -221,21 +221,24 @@ class PosteriorResult:
                 nd = np.ndim(obs)
                 dims[site] = [f"{site}_bin"] if nd == 1 else [f"{site}_bin_{i}" for i in range(nd)]
         kw = {g: (v or None) for g, v in self.groups.items()}
-        attrs = {_ATTR_KEY: json.dumps(self.attrs, default=_jsonable), "cevnsjax_version": _version()}
+        attrs = {_ATTR_KEY: json.dumps({k: v for k, v in self.attrs.items() if k != "spec"}, default=_jsonable),
+                 "cevnsjax_version": _version()}  # the spec text once, as its own attribute
         if "spec" in self.attrs:
             attrs["spec"] = str(self.attrs["spec"])
         idata = az.from_dict(**kw, dims=dims, coords=crd or None, attrs=attrs)
-        self._label_variables(idata, known)
+        self._label_variables(idata, known, attrs)
         return idata
 
-    def _label_variables(self, idata, known: Mapping) -> None:
-        """``units`` and ``long_name`` attributes of the variables and bin coordinates of ``idata``."""
+    def _label_variables(self, idata, known: Mapping, attrs: Mapping) -> None:
+        """``units`` and ``long_name`` attributes of the variables and bin coordinates of ``idata``,
+        ``attrs`` on every group."""
         punits = dict(self.attrs.get("parameter_units") or {})
         stats = {"diverging": ("divergent transition", "1"), "lp": ("log posterior density", "1"),
                  "n_steps": ("leapfrog steps", "1"), "tree_depth": ("NUTS tree depth", "1"),
                  "acceptance_rate": ("mean acceptance probability", "1"), "step_size": ("leapfrog step size", "1")}
         for g in idata.groups():
             ds = getattr(idata, g)
+            ds.attrs.update(attrs)
             for k in ds.data_vars:
                 a = ds[k].attrs
                 info = known.get(k, {})
@@ -264,6 +267,8 @@ class PosteriorResult:
                 groups[g] = {k: np.asarray(ds[k].values) for k in ds.data_vars}
                 if _ATTR_KEY in ds.attrs and not attrs:
                     attrs = json.loads(ds.attrs[_ATTR_KEY])
+                    if "spec" in ds.attrs:
+                        attrs["spec"] = str(ds.attrs["spec"])
         out = cls(groups, attrs, **kw)
         out._idata = idata
         return out

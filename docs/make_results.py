@@ -464,15 +464,15 @@ def texono_row(timings):
 
 
 def unfolding_toys(problem, n_toys, seed, betas=UNFOLD_BETAS):
-    """nu_hat (n_betas, n_toys, m) of seeded toys on the beta grid: the estimator part of
-    ``cevnsjax.stats.unfold.run_unfolding`` (same data, seeds and grid; its bias statistics, which need a
-    Jacobian per toy and ~1 minute of compilation, are not needed for the bands)."""
+    """nu_hat (n_betas, n_toys, m) of the toys of run seed ``seed`` on the beta grid: the estimator part of
+    ``cevnsjax.stats.unfold.run_unfolding`` (the same toys, ``unfold.ensemble_toys``, and grid; its bias
+    statistics, which need a Jacobian per toy and ~1 minute of compilation, are not needed for the bands)."""
     import jax.numpy as jnp
 
     from cevnsjax.stats import unfold as U
 
     L = jnp.asarray(U.second_difference_matrix(problem.m))
-    toys = jnp.asarray(U.toy_data(problem, n_toys, seed))
+    toys = jnp.asarray(U.ensemble_toys(problem, seed, 0, n_toys))
     return np.asarray(_estimates(*(jnp.asarray(x) for x in (problem.R, problem.h, problem.b)), toys,
                                  jnp.asarray(betas), L))
 
@@ -494,12 +494,12 @@ def unfolding_upper(problem, n_toys=UNFOLD_TOYS, seed=0, betas=UNFOLD_BETAS):
     """As run_unfolding(beta="physical"): median per-toy physical beta, toy 95 % upper bound on sum nu dE."""
     from cevnsjax.stats import unfold as U
 
-    nu = unfolding_toys(problem, n_toys, seed + 1, betas)
+    nu = unfolding_toys(problem, n_toys, seed, betas)
     bp = U.physical_beta(betas, nu)
     b_phys = float(np.median(bp))
     k = int(np.argmin(np.abs(np.log(betas) - np.log(max(b_phys, betas[0])))))
     if not np.isclose(betas[k], b_phys, rtol=1e-9):
-        nu_k = unfolding_toys(problem, n_toys, seed + 1, np.asarray([b_phys]))[0]
+        nu_k = unfolding_toys(problem, n_toys, seed, np.asarray([b_phys]))[0]
     else:
         nu_k = nu[k]
     w = problem.widths_MeV
@@ -548,8 +548,8 @@ def unfolding_rows(dd, timings, plots_dir=None):
     t = time.perf_counter()
     pc = U.build_problem(3, data_dir=dd)
     pn = U.build_problem(3, data_dir=dd, capture=False)
-    nc = unfolding_toys(pc, UNFOLD_TOYS, 1)
-    nn = unfolding_toys(pn, UNFOLD_TOYS, 2)
+    nc = unfolding_toys(pc, UNFOLD_TOYS, 0)
+    nn = unfolding_toys(pn, UNFOLD_TOYS, 1)
     k20 = int(np.argmin(np.abs(np.log(UNFOLD_BETAS / 20.0))))
     bp = float(np.median(U.physical_beta(UNFOLD_BETAS, nc)))
     kp = int(np.argmin(np.abs(np.log(UNFOLD_BETAS / bp))))

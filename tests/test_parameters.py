@@ -36,7 +36,7 @@ def test_off_diagonal_nsi_is_symmetric_and_aliases():
 
 
 def test_unknown_names_list_valid_choices():
-    with pytest.raises(ValueError, match=r"unknown parameter 'sin2_thetaw'. Did you mean 'sin2_theta_w'\?.*Valid parameters"):
+    with pytest.raises(ValueError, match=r"unknown parameter 'sin2_thetaw'. Did you mean 'sin2_theta_w'\?.*Valid choices"):
         P.check_names(["sin2_thetaw"], TH, COMPS)
     with pytest.raises(ValueError, match=r"bkg.flat.rate"):
         P.check_names(["bkg.flat.rat"], TH, COMPS)

@@ -230,8 +230,8 @@ class OutputFolder:
                 what = (f"holds the results of a {state + ' ' if state else ''}`{old}` run" if old
                         else f"is not empty (e.g. {held[0].name!r})")
                 fix = "pass --overwrite to replace them" if old else "choose a new or empty folder"
-                if old and self.command == "scan" and old == "scan":
-                    fix += ", or --resume to continue that scan"
+                if old and self.command in ("scan", "unfold") and old == self.command:
+                    fix += f", or --resume to continue that {old}"
                 self._fail(f"{what}; {fix}, or choose another --out")
         clean_stale_temps(p)
         from cevnsjax import __version__

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -73,6 +72,7 @@ from cevnsjax.experiment import (
 from cevnsjax.io.detector_tables import load_arrival_time_pdf, load_dresden_ii_qf, load_efficiency_table
 from cevnsjax.io.location import ENV_VAR, FETCH_HINT, data_dir, data_root
 from cevnsjax.io.registry import DATA_LOADERS, SpecError, register_loader
+from cevnsjax.names import closest
 from cevnsjax.physics.formfactors import Helm, KleinNystrand, SymmetrizedFermi
 from cevnsjax.physics.nuclei import ELEMENTS, parse_formula
 from cevnsjax.physics.params import PhysicsParams
@@ -87,8 +87,8 @@ PRESET_DIR = Path(__file__).parent / "presets"
 
 
 def _closest(key, valid):
-    c = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    return f" (did you mean {c[0]!r}?)" if c else ""
+    c = closest(key, valid, cutoff=0.5)
+    return f" (did you mean {c!r}?)" if c else ""
 
 
 def _check_keys(table: dict, where: str, required=(), optional=()):

@@ -9,13 +9,13 @@ factor, coupling scheme, U(1)' charges, kinematics) live in :class:`cevnsjax.phy
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cevnsjax.names import check_known
 from cevnsjax.physics.constants import SIN2_THETA_W_LOW_ENERGY
 
 __all__ = ["PhysicsParams"]
@@ -59,12 +59,7 @@ class PhysicsParams:
 
     def replace(self, **changes) -> PhysicsParams:
         """A copy with some fields changed; unknown names raise with the closest valid name."""
-        names = field_names()
-        for k in changes:
-            if k not in names:
-                close = difflib.get_close_matches(k, names, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"unknown parameter {k!r}.{hint} Valid parameters: {', '.join(names)}")
+        check_known(list(changes), field_names(), "parameter")
         return dataclasses.replace(self, **changes)
 
     def astype(self, dtype) -> PhysicsParams:

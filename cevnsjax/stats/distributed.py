@@ -21,6 +21,14 @@ written. Every chunk is a pure function of its points and of the saved warm-star
 result is bit for bit that of the in-process scan with the same ``chunk_size`` on one device (each
 worker process uses ONE local device; use one worker per GPU). The out_dir must be visible to every
 worker (a shared file system on a cluster). SLURM with dask-jobqueue: docs/distributed.md.
+
+Unfolding toys (:func:`run_unfolding_dask`, ``cevnsjax unfold ... --workers N | --scheduler ADDRESS``):
+every missing chunk of toys of :func:`cevnsjax.stats.unfold.toy_ensemble` is one Dask task, which
+receives the (small, picklable) :class:`~cevnsjax.stats.unfold.UnfoldingProblem` and writes its chunk
+file atomically; toy i is drawn with its own key fold_in(PRNGKey(seed + 1), i), so a chunk is a pure
+function of its index. Lost tasks are retried by Dask; chunks still without a file afterwards are
+submitted again (from the manifest), and the client assembles the result from the files: bit for bit
+that of ``run_unfolding`` in-process with the same ``chunk_size``.
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ObjectiveSpec", "spec_objective", "dask_client", "run_scan_dask"]
+__all__ = ["ObjectiveSpec", "spec_objective", "dask_client", "run_scan_dask", "run_toy_chunks_dask",
+           "run_unfolding_dask", "cli_unfold"]
 
 _CACHE: dict = {}
 
@@ -189,3 +198,79 @@ def cli_scan(spec: str, priors: Mapping, profile_names: Sequence[str], grid, *, 
                                            "float32": bool(float32)})
     with dask_client(scheduler=scheduler, workers=workers) as client:
         return run_scan_dask(ospec, grid, client=client, **kwargs)
+
+
+# --------------------------------------------------------------------------- unfolding toys
+def _toy_task(problem, betas, n_toys: int, seed: int, chunks: list, chunk_size: int, out_dir: str,
+              x64: bool) -> list:
+    """On a worker: compute (and write) the toy chunks ``chunks`` that have no file yet."""
+    import jax
+
+    from cevnsjax.config import enable_x64
+    from cevnsjax.stats.unfold import run_toy_chunks
+
+    if x64:
+        enable_x64()
+    with jax.default_device(_device()[0]):
+        run_toy_chunks(problem, betas, n_toys, seed, chunks, chunk_size=chunk_size, out_dir=out_dir)
+    return chunks
+
+
+def run_toy_chunks_dask(client, problem, betas, n_toys: int, seed: int, chunks: Sequence[int], *,
+                        chunk_size: int, out_dir, progress: bool = False, rounds: int = 3) -> dict:
+    """Run the toy chunks ``chunks`` of :func:`cevnsjax.stats.unfold.run_toy_chunks` as one Dask task each
+    (retried by Dask when a worker is lost); chunks still without a file in ``out_dir`` after that are
+    submitted again, up to ``rounds`` times. Returns timing figures (n_workers, n_tasks, toys_per_second)."""
+    from dask.distributed import as_completed
+
+    from cevnsjax.config import x64_enabled
+
+    out = Path(out_dir).resolve()
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    betas = np.asarray(betas, float)
+    todo, n_tasks, last_err = [int(k) for k in chunks], 0, None
+    t0 = time.perf_counter()
+    for _ in range(int(rounds)):
+        futures = [client.submit(_toy_task, problem, betas, int(n_toys), int(seed), [k], int(chunk_size), str(out),
+                                 x64_enabled(), pure=False, retries=2) for k in todo]
+        n_tasks += len(futures)
+        for i, fut in enumerate(as_completed(futures), 1):
+            try:
+                fut.result()
+            except Exception as err:  # noqa: BLE001 (a lost worker beyond the retries: resubmitted below)
+                last_err = err
+            if progress:
+                print(f"\rtoy chunks {i}/{len(todo)}", end="", flush=True)
+        if progress:
+            print()
+        todo = [k for k in todo if not (out / "chunks" / f"chunk_{k:06d}.npz").exists()]
+        if not todo:
+            break
+    if todo:
+        raise RuntimeError(f"{len(todo)} toy chunks (e.g. {todo[0]}) have no file after {rounds} rounds of Dask "
+                           f"tasks; last error: {last_err!r}")
+    run_s = time.perf_counter() - t0
+    n = sum(min(int(chunk_size), int(n_toys) - k * int(chunk_size)) for k in chunks)
+    return {"n_workers": n_workers, "n_tasks": n_tasks, "run_seconds": run_s,
+            "toys_per_second": n / run_s if run_s > 0 else float("nan")}
+
+
+def run_unfolding_dask(scenario=1, *, client, out_dir, **kwargs):
+    """:func:`cevnsjax.stats.unfold.run_unfolding` with every chunk of toys a Dask task on ``client``'s
+    workers. ``out_dir``: the folder for the manifest and chunk files (visible to every worker)."""
+    from cevnsjax.stats.unfold import run_unfolding
+
+    if out_dir is None:
+        raise ValueError("run_unfolding_dask needs out_dir (a folder every worker can write): the chunk files "
+                         "are how the workers hand back their toys")
+    return run_unfolding(scenario, client=client, out_dir=out_dir, **kwargs)
+
+
+def cli_unfold(scenario, *, scheduler: str | None = None, workers: int | None = None, **kwargs):
+    """``cevnsjax unfold ... --scheduler ADDRESS | --workers N``: :func:`run_unfolding_dask` on a running
+    scheduler or an embedded LocalCluster of N worker processes."""
+    if scheduler is not None and workers is not None:
+        raise ValueError("--scheduler and --workers: give one (a running scheduler, or N local worker "
+                         "processes), not both")
+    with dask_client(scheduler=scheduler, workers=workers) as client:
+        return run_unfolding_dask(scenario, client=client, **kwargs)

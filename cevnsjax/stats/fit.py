@@ -56,14 +56,10 @@ __all__ = [
 ]
 
 
-def _check_names(names, valid, what="parameter"):
-    check_known(names, valid, what)
-
-
 def _bounds_arrays(layout: Layout, init, bounds):
     """Flat (lo, hi) arrays (+-inf for open sides), validated against ``init``."""
     bounds = dict(bounds or {})
-    _check_names(list(bounds), layout.keys, "bounded parameter")
+    check_known(list(bounds), layout.keys, "bounded parameter")
     lo, hi = [], []
     for k, s in zip(layout.keys, layout.shapes):
         b = bounds.get(k, (None, None))
@@ -87,7 +83,7 @@ def _setup(init, bounds, fixed):
         init = init.params
     layout = layout_of(init)
     fixed = dict.fromkeys(fixed) if isinstance(fixed, (list, tuple, set, frozenset)) else dict(fixed or {})
-    _check_names(list(fixed), layout.keys, "fixed parameter")
+    check_known(list(fixed), layout.keys, "fixed parameter")
     init = {k: (fixed[k] if fixed.get(k) is not None else init[k]) for k in layout.keys}
     lo, hi = _bounds_arrays(layout, init, bounds)
     x0 = np.asarray(layout.ravel(init), float)
@@ -182,7 +178,7 @@ def hessian_covariance(objective, params: Mapping, *args, free: Sequence[str] | 
     layout = layout_of(params)
     names = layout.names
     free = names if free is None else tuple(free)
-    _check_names(list(free), names)
+    check_known(list(free), names)
     idx = np.asarray([names.index(n) for n in free], int)
     x0 = layout.ravel(params)
     g = lambda xf: objective(layout.unravel(x0.at[idx].set(xf)), *args)
@@ -208,7 +204,7 @@ def profile(objective: Callable, best: FitResult | Mapping, names: str | Sequenc
         raise ValueError(f"values of shape {pts.shape} for names {names}: give (G,) for one name or (G, {len(names)})")
     init = best.params if isinstance(best, FitResult) else dict(best)
     fx = dict.fromkeys(fixed) if isinstance(fixed, (list, tuple, set, frozenset)) else dict(fixed or {})
-    _check_names(list(names), list(init), "profiled parameter")
+    check_known(list(names), list(init), "profiled parameter")
     layout, x0, lo, hi, free = _setup(init, bounds, {**fx, **dict.fromkeys(names)})
     idx = [layout.names.index(n) for n in names]
     for j, n in enumerate(names):

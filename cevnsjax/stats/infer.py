@@ -374,12 +374,14 @@ class ConvergenceWarning(UserWarning):
     """NUTS failed a convergence test (r_hat, bulk ESS or divergences); the message names it."""
 
 
-def convergence_failures(result: PosteriorResult) -> list[str]:
+def convergence_failures(result: PosteriorResult, var_names=None) -> list[str]:
     """The convergence tests a NUTS result fails, each naming the test, the site, the value and the
-    threshold: r_hat >= ``result.rhat_max`` (1.01), bulk ESS <= ``ess_per_chain`` x chains, divergences > 0."""
+    threshold: r_hat >= ``result.rhat_max`` (1.01), bulk ESS <= ``ess_per_chain`` x chains, divergences > 0.
+    ``var_names``: the posterior variables tested (default: the latent sites), e.g. an invariant such as |g|
+    in place of a parameter whose sign the likelihood does not identify."""
     ess_min = result.ess_min if result.ess_min is not None else result.ess_per_chain * result.num_chains
     out = []
-    for n, (rhat, ess) in result.diagnostics().items():
+    for n, (rhat, ess) in result.diagnostics(var_names).items():
         r, e = float(np.max(rhat)), float(np.min(ess))
         if not r < result.rhat_max:  # NaN fails too
             out.append(f"r_hat[{n}] = {r:.4g} (need < {result.rhat_max:g})")
@@ -390,10 +392,11 @@ def convergence_failures(result: PosteriorResult) -> list[str]:
     return out
 
 
-def convergence_report(result: PosteriorResult) -> dict:
-    """JSON-ready convergence summary: converged, the failed tests, divergences, worst r_hat and bulk ESS."""
-    diag = result.diagnostics()
-    fails = convergence_failures(result)
+def convergence_report(result: PosteriorResult, var_names=None) -> dict:
+    """JSON-ready convergence summary: converged, the failed tests, divergences, worst r_hat and bulk ESS
+    (of ``var_names``, default the latent sites)."""
+    diag = result.diagnostics(var_names)
+    fails = convergence_failures(result, var_names)
     return {"converged": not fails, "failures": fails, "divergences": int(result.num_divergences),
             "r_hat_max": {n: float(np.max(r)) for n, (r, _) in diag.items()},
             "ess_bulk_min": {n: float(np.min(e)) for n, (_, e) in diag.items()}}
@@ -412,9 +415,11 @@ def interior_init(model: Callable, values: Mapping, *args, rel: float = 1e-3, **
         sup = trace[name]["fn"].support if name in trace and "fn" in trace[name] else None
         lo = np.asarray(getattr(sup, "lower_bound", -np.inf), float)
         hi = np.asarray(getattr(sup, "upper_bound", np.inf), float)
-        width = np.where(np.isfinite(hi - lo), hi - lo, np.maximum(1.0, np.abs(np.where(np.isfinite(lo), lo, hi))))
+        one_bound = np.where(np.isfinite(lo), lo, np.where(np.isfinite(hi), hi, 0.0))
+        width = np.where(np.isfinite(hi - lo), hi - lo, np.maximum(1.0, np.abs(one_bound)))
         step = rel * width
-        v = np.where(np.isfinite(lo) & (v <= lo + step), lo + step, v)
-        v = np.where(np.isfinite(hi) & (v >= hi - step), hi - step, v)
+        with np.errstate(invalid="ignore"):  # an infinite bound: lo + step is -inf, never taken
+            v = np.where(np.isfinite(lo) & (v <= lo + step), lo + step, v)
+            v = np.where(np.isfinite(hi) & (v >= hi - step), hi - step, v)
         out[name] = v
     return out

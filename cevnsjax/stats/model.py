@@ -336,14 +336,16 @@ class JointModel:
         return run_scan(objective, grid, fixed=fixed_d, profile=dict(profile), out_dir=out_dir, resume=resume,
                         chunk_size=chunk_size, progress=progress, fingerprint=fingerprint, **kwargs)
 
-    def sample(self, *, obs: Mapping | None = None, **kwargs):
+    def sample(self, *, obs: Mapping | None = None, model_fn=None, **kwargs):
         """NUTS over every free parameter; returns a PosteriorResult (see cevnsjax.stats.infer.run_nuts)
         whose observed sites carry the observables' bin centres (:meth:`observed_coords`) and whose
-        parameters carry their units (:meth:`parameter_units`)."""
+        parameters carry their units (:meth:`parameter_units`). ``model_fn``: this model wrapped by a
+        NumPyro handler (e.g. a reparameterisation such as
+        :func:`cevnsjax.analyses.dresden_ii.sampling_model`), sampled in its place."""
         from cevnsjax.stats.infer import run_nuts
 
         kwargs.setdefault("init_values", self.init_values())
-        res = run_nuts(self, obs=self.observed() if obs is None else obs, **kwargs)
+        res = run_nuts(self if model_fn is None else model_fn, obs=self.observed() if obs is None else obs, **kwargs)
         res.attrs.setdefault("parameter_units", self.parameter_units())
         res.set_observed_coords(self.observed_coords())
         return res

@@ -301,7 +301,8 @@ class ScanResult:
                              dict(long_name="converged (1) or not (0)", units="1"))
         if self.chi2_parts is not None:
             data["chi2_parts"] = (dims + ("part",), self.chi2_parts, dict(long_name="terms of chi2", units="1"))
-        attrs = {k: (json.dumps(v) if not isinstance(v, (str, int, float)) else v) for k, v in self.attrs.items()}
+        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self.attrs.items()}  # read back from netCDF
+        attrs = {k: (json.dumps(v) if not isinstance(v, (str, int, float)) else v) for k, v in attrs.items()}
         attrs["grid"] = json.dumps(self.grid.to_json())
         attrs["nuisance_names"] = json.dumps(list(self.nuisances))
         attrs["tol"] = self.tol

@@ -40,6 +40,8 @@ sampled) is :func:`bayesian_model`; it needs numpyro, imported only when called.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
 import math
 import warnings
@@ -64,6 +66,7 @@ __all__ = [
     "second_difference_matrix", "recoil_edges_for", "response_matrix", "build_problem",
     "tikhonov_estimate", "estimator_jacobian_closed_form", "unfold", "unfold_statistics",
     "beta_scan", "physical_beta", "bias_criterion_beta", "toy_data", "run_unfolding", "bayesian_model",
+    "DEFAULT_TOY_CHUNK", "ensemble_toys", "toy_chunk", "toy_manifest", "run_toy_chunks", "toy_ensemble",
 ]
 
 DAYS_PER_YEAR = 365.25
@@ -590,7 +593,11 @@ def beta_scan(problem: UnfoldingProblem, betas, toys, n_ref=None):
                                              jnp.asarray(toys), jnp.asarray(betas), jnp.asarray(L),
                                              jnp.asarray(problem.nu_true), jnp.asarray(n_ref))
     nu, B = np.asarray(nu), np.asarray(B)
-    scan = BetaScan(
+    return _scan_figures(problem, betas, nu, B, B_ref, U_ref), nu, B
+
+
+def _scan_figures(problem, betas, nu, B, B_ref, U_ref) -> BetaScan:
+    return BetaScan(
         betas=betas,
         variance=np.trace(np.asarray(U_ref), axis1=1, axis2=2),
         variance_toys=np.var(nu, axis=1).sum(-1),
@@ -599,14 +606,173 @@ def beta_scan(problem: UnfoldingProblem, betas, toys, n_ref=None):
         bias_sq=((nu.mean(axis=1) - np.asarray(problem.nu_true)) ** 2).sum(-1),
         positive_fraction=np.all(nu > 0, axis=-1).mean(axis=1),
     )
-    return scan, nu, B
+
+
+# --------------------------------------------------------------------------- the toy ensemble, in chunks
+#: Toys per chunk (one jitted call, one checkpoint file, one Dask task each).
+DEFAULT_TOY_CHUNK = 100
+TOY_MANIFEST_VERSION = 1
+
+
+@jax.jit
+def _toy_core(R, h, b, toys, betas, L):
+    """nu_hat (nb, T, m) and B (nb, T) of the toys (T, m_obs) at every beta (vmap over beta, then toys)."""
+    def one(n, beta):
+        s = unfold_statistics(R, h, b, n, beta, L)
+        return s["nu_hat"], s["B"]
+
+    return jax.vmap(lambda beta: jax.vmap(lambda n: one(n, beta))(toys))(betas)
+
+
+@jax.jit
+def _ref_core(R, h, b, n_ref, betas, L):
+    """B (nb,) and U (nb, m, m) of the reference data at every beta."""
+    ref = jax.vmap(lambda beta: unfold_statistics(R, h, b, n_ref, beta, L))(betas)
+    return ref["B"], ref["U"]
+
+
+def _jnp_problem(problem: UnfoldingProblem):
+    L = second_difference_matrix(problem.m)
+    return [jnp.asarray(x) for x in (problem.R, problem.h, problem.b)] + [jnp.asarray(L)]
+
+
+def ensemble_toys(problem: UnfoldingProblem, seed: int, start: int, stop: int, exact: bool = False) -> np.ndarray:
+    """Toys ``start..stop-1`` (rows, counts per recoil bin) of the ensemble of run seed ``seed``: toy i is a
+    Poisson draw around ``mu_true`` (or R nu_true + h + b if ``exact``) with its own key
+    ``fold_in(PRNGKey(seed + 1), i)``, so a toy depends neither on the chunk size nor on the order or the
+    process in which chunks run."""
+    mu = jnp.asarray(problem.asimov(exact))
+    base = jax.random.PRNGKey(int(seed) + 1)
+    idx = jnp.arange(int(start), int(stop))
+    return np.asarray(jax.vmap(lambda i: jax.random.poisson(jax.random.fold_in(base, i), mu))(idx), float)
+
+
+def _chunk_bounds(k: int, chunk_size: int, n_toys: int) -> tuple[int, int]:
+    start = int(k) * int(chunk_size)
+    if not 0 <= start < int(n_toys):
+        raise ValueError(f"toy chunk {k} does not exist: {n_toys} toys in chunks of {chunk_size}")
+    return start, min(start + int(chunk_size), int(n_toys))
+
+
+def toy_chunk(problem: UnfoldingProblem, betas, seed: int, k: int, *, chunk_size: int = DEFAULT_TOY_CHUNK,
+              n_toys: int) -> dict:
+    """Chunk ``k`` of the toy ensemble, a pure function of its arguments: toys [k c, min((k+1) c, n_toys))
+    (c = ``chunk_size``) and their unfoldings at every beta. Returns ``toys`` (c', m_obs) counts,
+    ``nu_hat`` (nb, c', m) nu/(MeV fission) and ``B`` (nb, c'). Every chunk is computed with c toys (the
+    last one padded with the following toys and cut), so one compilation serves all chunks."""
+    start, stop = _chunk_bounds(k, chunk_size, n_toys)
+    toys = ensemble_toys(problem, seed, start, start + int(chunk_size))
+    R, h, b, L = _jnp_problem(problem)
+    nu, B = _toy_core(R, h, b, jnp.asarray(toys), jnp.asarray(np.asarray(betas, float)), L)
+    c = stop - start
+    return {"toys": toys[:c], "nu_hat": np.asarray(nu)[:, :c], "B": np.asarray(B)[:, :c]}
+
+
+def toy_manifest(problem: UnfoldingProblem, betas, n_toys: int, seed: int, chunk_size: int) -> dict:
+    """What identifies a toy ensemble (``manifest.json`` beside the chunk files): the problem's arrays
+    (sha256), the beta grid, the number of toys, the seed, the chunk size and the float precision."""
+    h = hashlib.sha256()
+    for x in (problem.R, problem.h, problem.b, problem.mu_true, problem.nu_true, problem.nu_edges_MeV):
+        h.update(np.ascontiguousarray(np.asarray(x, np.float64)).tobytes())
+    n_toys, chunk_size = int(n_toys), int(chunk_size)
+    return dict(kind="unfolding_toys", version=TOY_MANIFEST_VERSION, problem=problem.name,
+                problem_sha256=h.hexdigest(), betas=np.asarray(betas, float).tolist(), n_toys=n_toys,
+                seed=int(seed), chunk=chunk_size, n_chunks=-(-n_toys // chunk_size),
+                dtype=str(jnp.asarray(0.0).dtype))
+
+
+def _chunk_file(out: Path, k: int) -> Path:
+    return Path(out) / "chunks" / f"chunk_{int(k):06d}.npz"
+
+
+def run_toy_chunks(problem: UnfoldingProblem, betas, n_toys: int, seed: int, chunks, *,
+                   chunk_size: int = DEFAULT_TOY_CHUNK, out_dir=None) -> dict:
+    """Compute the toy chunks ``chunks`` (indices). With ``out_dir``: only those without a file, each written
+    atomically to ``out_dir/chunks/chunk_NNNNNN.npz`` as soon as it is done (what a Dask task runs);
+    returns {k: arrays} of the chunks computed here."""
+    from cevnsjax.io.outdir import atomic_write_bytes
+
+    done = {}
+    for k in chunks:
+        path = _chunk_file(out_dir, k) if out_dir is not None else None
+        if path is not None and path.exists():
+            continue
+        arrays = toy_chunk(problem, betas, seed, int(k), chunk_size=chunk_size, n_toys=n_toys)
+        if path is not None:
+            buf = io.BytesIO()
+            np.savez(buf, **arrays)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, buf.getvalue())
+        done[int(k)] = arrays
+    return done
+
+
+def toy_ensemble(problem: UnfoldingProblem, betas, n_toys: int, seed: int = 0, *,
+                 chunk_size: int = DEFAULT_TOY_CHUNK, out_dir=None, resume: bool = True, client=None,
+                 progress: bool = False):
+    """The toy ensemble of :func:`run_unfolding` in chunks of ``chunk_size`` toys (see :func:`toy_chunk`).
+
+    ``out_dir``: a folder for ``manifest.json`` and the chunk files; with ``resume`` the chunks already
+    there (same manifest, else a ValueError) are read back instead of recomputed, with ``resume=False``
+    they are discarded. ``client``: a ``dask.distributed.Client``: every missing chunk is a Dask task
+    (needs ``out_dir``, a folder every worker can write; :mod:`cevnsjax.stats.distributed`). The result
+    does not depend on where and in which order the chunks ran: in-process, resumed and Dask ensembles are
+    equal bit for bit. Returns (toys (T, m_obs), nu_hat (nb, T, m), B (nb, T))."""
+    from cevnsjax.io.outdir import atomic_write_json
+
+    betas = np.asarray(betas, float)
+    n_toys, chunk_size = int(n_toys), int(chunk_size)
+    if n_toys < 1 or chunk_size < 1:
+        raise ValueError(f"n_toys={n_toys}, chunk_size={chunk_size}: both must be >= 1")
+    manifest = toy_manifest(problem, betas, n_toys, seed, chunk_size)
+    n_chunks = manifest["n_chunks"]
+    if out_dir is None:
+        if client is not None:
+            raise ValueError("toy_ensemble with a Dask client needs out_dir (a folder every worker can write): "
+                             "the chunk files are how the workers hand back their toys")
+        parts = run_toy_chunks(problem, betas, n_toys, seed, range(n_chunks), chunk_size=chunk_size)
+    else:
+        out = Path(out_dir).resolve()
+        (out / "chunks").mkdir(parents=True, exist_ok=True)
+        mpath = out / "manifest.json"
+        old = json.loads(mpath.read_text()) if mpath.exists() else None
+        if old is not None and resume and old != manifest:
+            diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+            raise ValueError(f"{out} holds unfolding toys with other settings ({', '.join(diff)} differ); use a "
+                             "new folder, the same settings, or resume=False (--overwrite) to discard them")
+        if old != manifest or not resume:
+            for f in (out / "chunks").glob("chunk_*.npz"):
+                f.unlink()
+            atomic_write_json(mpath, manifest, indent=1)
+        todo = [k for k in range(n_chunks) if not _chunk_file(out, k).exists()]
+        if todo and client is not None:
+            from cevnsjax.stats.distributed import run_toy_chunks_dask
+
+            run_toy_chunks_dask(client, problem, betas, n_toys, seed, todo, chunk_size=chunk_size, out_dir=out,
+                                progress=progress)
+        elif todo:
+            run_toy_chunks(problem, betas, n_toys, seed, todo, chunk_size=chunk_size, out_dir=out)
+        parts = {}
+        for k in range(n_chunks):
+            with np.load(_chunk_file(out, k), allow_pickle=False) as z:
+                parts[k] = {name: z[name] for name in ("toys", "nu_hat", "B")}
+    order = [parts[k] for k in range(n_chunks)]
+    return (np.concatenate([p["toys"] for p in order]), np.concatenate([p["nu_hat"] for p in order], axis=1),
+            np.concatenate([p["B"] for p in order], axis=1))
 
 
 def run_unfolding(scenario=1, *, data_dir=None, n_toys: int = 1000, n_betas: int = 100,
                   beta_range=DEFAULT_BETA_RANGE, beta: float | str = "physical", seed: int = 0,
-                  capture: bool = True, problem: UnfoldingProblem | None = None) -> UnfoldingResult:
+                  capture: bool = True, problem: UnfoldingProblem | None = None,
+                  chunk_size: int = DEFAULT_TOY_CHUNK, out_dir=None, resume: bool = True,
+                  client=None, progress: bool = False) -> UnfoldingResult:
     """One scenario end to end: problem, observed pseudo-data (a Poisson draw from the true spectrum,
-    seed ``seed``), toys (seeds seed+1...), the beta scan and bands at the chosen beta.
+    seed ``seed``), toys (toy i drawn with the key fold_in(PRNGKey(seed + 1), i)), the beta scan and bands
+    at the chosen beta.
+
+    The toys run in chunks of ``chunk_size`` (:func:`toy_ensemble`): with ``out_dir`` each chunk is written
+    to a file as it finishes and a rerun with ``resume`` skips the finished ones; with a Dask ``client``
+    every missing chunk is a task on its workers. The result is the same bits either way.
 
     ``beta``: a number, ``"physical"`` (median over toys of the per-toy physical beta) or ``"bias"``
     (Cowan's B ~ m). The CLI ``cevnsjax unfold`` is meant to call this.
@@ -623,9 +789,16 @@ def run_unfolding(scenario=1, *, data_dir=None, n_toys: int = 1000, n_betas: int
     if int(n_toys) < 2:
         raise ValueError(f"n_toys={n_toys!r}: need >= 2 toys for bands")
     betas = np.geomspace(*beta_range, int(n_betas))
+    if betas.ndim != 1 or np.any(~np.isfinite(betas)) or np.any(betas < 0) or np.any(np.diff(betas) <= 0):
+        raise ValueError(f"beta_range={beta_range!r}, n_betas={n_betas!r}: need a strictly increasing grid of "
+                         "finite betas >= 0")
+    _check_solvable(prob.R, betas[0], prob.m)
     obs = toy_data(prob, 1, seed)[0]
-    toys = toy_data(prob, n_toys, seed + 1)
-    scan, nu, _ = beta_scan(prob, betas, toys)
+    toys, nu, B = toy_ensemble(prob, betas, n_toys, seed, chunk_size=chunk_size, out_dir=out_dir, resume=resume,
+                               client=client, progress=progress)
+    R, h, b, L = _jnp_problem(prob)
+    B_ref, U_ref = _ref_core(R, h, b, jnp.asarray(prob.asimov(True)), jnp.asarray(betas), L)
+    scan = _scan_figures(prob, betas, nu, B, B_ref, U_ref)
     bp_toys = physical_beta(betas, nu)
     b_phys = float(np.median(bp_toys))
     if b_phys <= betas[0]:
@@ -645,8 +818,7 @@ def run_unfolding(scenario=1, *, data_dir=None, n_toys: int = 1000, n_betas: int
     k = int(np.argmin(np.abs(np.log(betas) - np.log(max(chosen, betas[0])))))
     nu_k = nu[k]
     if not np.isclose(betas[k], chosen, rtol=1e-9):  # chosen beta not on the grid: unfold the toys at it
-        _, nu1, _ = beta_scan(prob, np.asarray([chosen]), toys)
-        nu_k = nu1[0]
+        nu_k = np.asarray(_toy_core(R, h, b, jnp.asarray(toys), jnp.asarray([chosen], float), L)[0])[0]
     w = prob.widths_MeV
     tot = nu_k @ w
     return UnfoldingResult(
