@@ -23,8 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "reactor experiment")
     d.add_argument("--out", required=True, help="output folder (created if missing)")
     d.add_argument("--points", type=int, default=200, help="recoil-energy points per spectrum (default 200)")
-    d.add_argument("--num-samples", type=int, default=750, help="NUTS samples per chain")
-    d.add_argument("--num-warmup", type=int, default=500, help="NUTS warm-up steps per chain")
+    d.add_argument("--num-samples", type=int, default=1500, help="NUTS samples per chain")
+    d.add_argument("--num-warmup", type=int, default=1000, help="NUTS warm-up steps per chain")
     d.add_argument("--num-chains", type=int, default=4, help="NUTS chains")
     d.add_argument("--seed", type=int, default=0, help="random seed")
     d.add_argument("--strict", action="store_true", help="exit with code 3 when NUTS did not converge")
@@ -169,19 +169,16 @@ def _cmd_params(args) -> int:
     import numpy as np
 
     from cevnsjax.experiment import get, valid_names
+    from cevnsjax.io.outdir import json_safe
     from cevnsjax.io.spec import SpecError, experiment_from_spec, fit_priors, load_spec
 
+    spec = load_spec(args.spec)
+    priors = fit_priors(spec)
     try:
-        spec = load_spec(args.spec)
-        priors = fit_priors(spec)
-        try:
-            exp = experiment_from_spec(spec)
-        except (SpecError, FileNotFoundError) as err:  # without its data: the parameters the spec itself defines
-            exp = experiment_from_spec(spec, with_data=False)
-            print(f"# note: data not loaded ({err}); parameters of data-defined backgrounds are missing", file=sys.stderr)
-    except (SpecError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        exp = experiment_from_spec(spec)
+    except (SpecError, FileNotFoundError) as err:  # without its data: the parameters the spec itself defines
+        exp = experiment_from_spec(spec, with_data=False)
+        print(f"# note: data not loaded ({err}); parameters of data-defined backgrounds are missing", file=sys.stderr)
     comps = tuple(c.name for c in exp.source.components())
     rows = []
     for n in valid_names(exp.defaults, comps, exp):
@@ -189,7 +186,7 @@ def _cmd_params(args) -> int:
         rows.append({"name": n, "default": float(v) if v.ndim == 0 else v.tolist(),
                      "prior": list(priors[n]) if n in priors else None})
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps(json_safe(rows), allow_nan=False))  # NaN / inf as null: strict JSON
         return 0
     print(f"# {exp.name}: {len(rows)} parameters ({len(priors)} with a [fit.priors] entry: free in fit, profiled in scan)")
     print(f"{'name':34s} {'default':>14s}  prior")
@@ -360,21 +357,17 @@ def _cmd_fit(args) -> int:
 
     from cevnsjax import __version__
     from cevnsjax.io.outdir import atomic_path, atomic_write_json, atomic_write_text
-    from cevnsjax.io.spec import PRESET_DIR, SpecError, experiment_from_spec, fit_priors, load_spec
+    from cevnsjax.io.spec import PRESET_DIR, experiment_from_spec, fit_priors, load_spec
     from cevnsjax.plots import fit_spectrum_parts, plot_fit_spectrum
     from cevnsjax.stats.infer import ConvergenceWarning, convergence_report
     from cevnsjax.stats.model import Analysis, JointModel
 
-    try:
-        spec = load_spec(args.spec)
-        exp = experiment_from_spec(spec)
-        priors = fit_priors(spec) or _default_priors(exp)
-        priors.update(dict(_parse_prior(p) for p in args.prior))
-        model = JointModel([Analysis(exp, priors)])
-        obs = model.asimov() if args.asimov else model.observed()
-    except (SpecError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    spec = load_spec(args.spec)
+    exp = experiment_from_spec(spec)
+    priors = fit_priors(spec) or _default_priors(exp)
+    priors.update(dict(_parse_prior(p) for p in args.prior))
+    model = JointModel([Analysis(exp, priors)])
+    obs = model.asimov() if args.asimov else model.observed()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     spec_file = Path(args.spec) if Path(args.spec).exists() else PRESET_DIR / f"{args.spec}.toml"
@@ -438,31 +431,27 @@ def _cmd_scan(args) -> int:
     from cevnsjax.stats.model import Analysis, JointModel
     from cevnsjax.stats.scan import Grid, ScanResult, confidence_threshold, exclusion_curve, parse_axis
 
-    try:
-        spec = load_spec(args.spec)
-        exp = experiment_from_spec(spec)
-        priors = fit_priors(spec)
-        priors.update(dict(_parse_prior(p) for p in args.prior))
-        if args.profile is None:  # default: every prior'd nuisance (not a parameter of interest) not scanned or fixed
-            held = {a.split("=", 1)[0] for a in args.param} | {f.partition("=")[0] for f in args.fix}
-            names = [n for n in priors if n not in held and _is_nuisance(n)]
-        else:
-            names = [n for n in args.profile.split(",") if n and n != "none"]
-        missing = [n for n in names if n not in priors]
-        if missing:
-            raise SpecError(f"--profile {missing}: give their bounds with --prior NAME=uniform:LO:HI or in [fit.priors]")
-        model = JointModel([Analysis(exp, {n: priors[n] for n in names})])
-        valid = valid_names(exp.defaults, model.analyses[0].component_names, exp)
-        grid = Grid([parse_axis(a, valid) for a in args.param])
-        fixed = {}
-        for f in args.fix:
-            k, _, v = f.partition("=")
-            fixed[k] = float(v)
-        check_names([*grid.names, *fixed, *names], exp.defaults, model.analyses[0].component_names, exp)
-        obs = model.asimov() if args.asimov else model.observed()
-    except (SpecError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    spec = load_spec(args.spec)
+    exp = experiment_from_spec(spec)
+    priors = fit_priors(spec)
+    priors.update(dict(_parse_prior(p) for p in args.prior))
+    if args.profile is None:  # default: every prior'd nuisance (not a parameter of interest) not scanned or fixed
+        held = {a.split("=", 1)[0] for a in args.param} | {f.partition("=")[0] for f in args.fix}
+        names = [n for n in priors if n not in held and _is_nuisance(n)]
+    else:
+        names = [n for n in args.profile.split(",") if n and n != "none"]
+    missing = [n for n in names if n not in priors]
+    if missing:
+        raise SpecError(f"--profile {missing}: give their bounds with --prior NAME=uniform:LO:HI or in [fit.priors]")
+    model = JointModel([Analysis(exp, {n: priors[n] for n in names})])
+    valid = valid_names(exp.defaults, model.analyses[0].component_names, exp)
+    grid = Grid([parse_axis(a, valid) for a in args.param])
+    fixed = {}
+    for f in args.fix:
+        k, _, v = f.partition("=")
+        fixed[k] = float(v)
+    check_names([*grid.names, *fixed, *names], exp.defaults, model.analyses[0].component_names, exp)
+    obs = model.asimov() if args.asimov else model.observed()
     start = model.init_values()
     bounds = model.bounds()
     profile = {n: (start[n], *bounds[n]) for n in names}

@@ -116,8 +116,13 @@ def _spectra_part(out: Path, n_points: int, lines: list) -> list[Path]:
     return written
 
 
-def run_demo(out_dir, n_points: int = 200, num_warmup: int = 500, num_samples: int = 750, num_chains: int = 4,
-             seed: int = 0, progress_bar: bool = True, target_accept_prob: float = 0.95) -> list[Path]:
+def run_demo(out_dir, n_points: int = 200, num_warmup: int = 1000, num_samples: int = 1500, num_chains: int = 4,
+             seed: int = 0, progress_bar: bool = True, target_accept_prob: float = 0.99) -> list[Path]:
+    """Write the demo's outputs to ``out_dir`` (see the module docstring); returns the paths written.
+
+    NUTS settings: the Z' coupling's posterior is flat-topped (the rate depends on g^2), which needs
+    small steps: with 500 warm-up steps, 750 draws and target_accept_prob 0.95 the chains ended with
+    divergences or r_hat(|g|) ~ 1.013 (measured 2026-12-05); 1000 / 1500 / 0.99 converge (~2.5 min on 2 cores)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
