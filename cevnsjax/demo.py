@@ -87,6 +87,7 @@ def _spectra_part(out: Path, n_points: int, lines: list) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     written = []
     for name, title in (("reactor", "Reactor 2.96 GW at 10.39 m"), ("pion_dar", "SNS pion DAR at 19.3 m")):
@@ -99,6 +100,9 @@ def _spectra_part(out: Path, n_points: int, lines: list) -> list[Path]:
         for t in TARGETS:
             ax.loglog(er, np.where(rates[t] > 0, rates[t], np.nan), label=t)
         ax.set_xlabel("nuclear recoil energy E_R [keV]")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))  # plain numbers, no overlap
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xticks([t for t in (0.1, 0.3, 1, 3, 10, 30, 100) if er[0] <= t <= er[-1]])
         ax.set_ylabel("dR/dE_R [events / (kg day keV)]")
         ax.set_title(f"SM CEvNS, {title}")
         ax.legend()
