@@ -700,6 +700,9 @@ def _check_flags(args):
         v = getattr(args, attr, None)
         if v is not None and v < 1:
             raise ValueError(f"{flag} = {v}: must be an integer >= 1")
+    if getattr(args, "scheduler", None) is not None and getattr(args, "workers", None) is not None:
+        raise ValueError("--scheduler and --workers: give one (a running scheduler, or N local worker "
+                         "processes), not both")
     if getattr(args, "num_warmup", 0) < 0:
         raise ValueError(f"--num-warmup = {args.num_warmup}: must be an integer >= 0")
     for f in getattr(args, "fix", []) or []:

@@ -186,10 +186,8 @@ def run_scan_dask(spec: ObjectiveSpec, grid, *, client, out_dir, fixed: Mapping 
 def cli_scan(spec: str, priors: Mapping, profile_names: Sequence[str], grid, *, scheduler: str | None = None,
              workers: int | None = None, asimov: bool = False, float32: bool = False, **kwargs):
     """``cevnsjax scan ... --scheduler ADDRESS | --workers N``: the CLI's scan objective as an
-    :class:`ObjectiveSpec` (spec path made absolute for the workers), run by :func:`run_scan_dask`."""
-    if scheduler is not None and workers is not None:
-        raise ValueError("--scheduler and --workers: give one (a running scheduler, or N local worker "
-                         "processes), not both")
+    :class:`ObjectiveSpec` (spec path made absolute for the workers), run by :func:`run_scan_dask`
+    (:func:`dask_client` refuses both or neither)."""
     p = Path(spec)
     spec = str(p.resolve()) if p.exists() else spec
     ospec = ObjectiveSpec(spec_objective, {"spec": spec, "priors": {k: list(v) if isinstance(v, tuple) else v
@@ -224,6 +222,7 @@ def run_toy_chunks_dask(client, problem, betas, n_toys: int, seed: int, chunks: 
     from dask.distributed import as_completed
 
     from cevnsjax.config import x64_enabled
+    from cevnsjax.stats.unfold import toy_chunk_file
 
     out = Path(out_dir).resolve()
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
@@ -243,7 +242,7 @@ def run_toy_chunks_dask(client, problem, betas, n_toys: int, seed: int, chunks: 
                 print(f"\rtoy chunks {i}/{len(todo)}", end="", flush=True)
         if progress:
             print()
-        todo = [k for k in todo if not (out / "chunks" / f"chunk_{k:06d}.npz").exists()]
+        todo = [k for k in todo if not toy_chunk_file(out, k).exists()]
         if not todo:
             break
     if todo:
@@ -269,8 +268,5 @@ def run_unfolding_dask(scenario=1, *, client, out_dir, **kwargs):
 def cli_unfold(scenario, *, scheduler: str | None = None, workers: int | None = None, **kwargs):
     """``cevnsjax unfold ... --scheduler ADDRESS | --workers N``: :func:`run_unfolding_dask` on a running
     scheduler or an embedded LocalCluster of N worker processes."""
-    if scheduler is not None and workers is not None:
-        raise ValueError("--scheduler and --workers: give one (a running scheduler, or N local worker "
-                         "processes), not both")
     with dask_client(scheduler=scheduler, workers=workers) as client:
         return run_unfolding_dask(scenario, client=client, **kwargs)

@@ -66,7 +66,8 @@ __all__ = [
     "second_difference_matrix", "recoil_edges_for", "response_matrix", "build_problem",
     "tikhonov_estimate", "estimator_jacobian_closed_form", "unfold", "unfold_statistics",
     "beta_scan", "physical_beta", "bias_criterion_beta", "toy_data", "run_unfolding", "bayesian_model",
-    "DEFAULT_TOY_CHUNK", "ensemble_toys", "toy_chunk", "toy_manifest", "run_toy_chunks", "toy_ensemble",
+    "DEFAULT_TOY_CHUNK", "ensemble_toys", "toy_chunk", "toy_chunk_file", "toy_manifest", "run_toy_chunks",
+    "toy_ensemble",
 ]
 
 DAYS_PER_YEAR = 365.25
@@ -681,7 +682,8 @@ def toy_manifest(problem: UnfoldingProblem, betas, n_toys: int, seed: int, chunk
                 dtype=str(jnp.asarray(0.0).dtype))
 
 
-def _chunk_file(out: Path, k: int) -> Path:
+def toy_chunk_file(out, k: int) -> Path:
+    """The file of toy chunk ``k`` in the output folder ``out``."""
     return Path(out) / "chunks" / f"chunk_{int(k):06d}.npz"
 
 
@@ -694,7 +696,7 @@ def run_toy_chunks(problem: UnfoldingProblem, betas, n_toys: int, seed: int, chu
 
     done = {}
     for k in chunks:
-        path = _chunk_file(out_dir, k) if out_dir is not None else None
+        path = toy_chunk_file(out_dir, k) if out_dir is not None else None
         if path is not None and path.exists():
             continue
         arrays = toy_chunk(problem, betas, seed, int(k), chunk_size=chunk_size, n_toys=n_toys)
@@ -744,7 +746,7 @@ def toy_ensemble(problem: UnfoldingProblem, betas, n_toys: int, seed: int = 0, *
             for f in (out / "chunks").glob("chunk_*.npz"):
                 f.unlink()
             atomic_write_json(mpath, manifest, indent=1)
-        todo = [k for k in range(n_chunks) if not _chunk_file(out, k).exists()]
+        todo = [k for k in range(n_chunks) if not toy_chunk_file(out, k).exists()]
         if todo and client is not None:
             from cevnsjax.stats.distributed import run_toy_chunks_dask
 
@@ -754,7 +756,7 @@ def toy_ensemble(problem: UnfoldingProblem, betas, n_toys: int, seed: int = 0, *
             run_toy_chunks(problem, betas, n_toys, seed, todo, chunk_size=chunk_size, out_dir=out)
         parts = {}
         for k in range(n_chunks):
-            with np.load(_chunk_file(out, k), allow_pickle=False) as z:
+            with np.load(toy_chunk_file(out, k), allow_pickle=False) as z:
                 parts[k] = {name: z[name] for name in ("toys", "nu_hat", "B")}
     order = [parts[k] for k in range(n_chunks)]
     return (np.concatenate([p["toys"] for p in order]), np.concatenate([p["nu_hat"] for p in order], axis=1),
