@@ -203,7 +203,7 @@ def _cmd_data(args) -> int:
     if args.action == "list":
         reg = datasets.registry()
         print(f"# data folder: {root}  (set ${ENV_VAR} or --dir to change it)")
-        for name in datasets._select(args.names):
+        for name in datasets.select(args.names):
             print(f"{reg[name]}  {name}")
         return 0
     if args.action == "verify":
@@ -357,7 +357,7 @@ def _cmd_fit(args) -> int:
 
     from cevnsjax import __version__
     from cevnsjax.io.outdir import atomic_path, atomic_write_json, atomic_write_text
-    from cevnsjax.io.spec import PRESET_DIR, experiment_from_spec, fit_priors, load_spec
+    from cevnsjax.io.spec import experiment_from_spec, fit_priors, load_spec, spec_path
     from cevnsjax.plots import fit_spectrum_parts, plot_fit_spectrum
     from cevnsjax.stats.infer import ConvergenceWarning, convergence_report
     from cevnsjax.stats.model import Analysis, JointModel
@@ -370,7 +370,7 @@ def _cmd_fit(args) -> int:
     obs = model.asimov() if args.asimov else model.observed()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    spec_file = Path(args.spec) if Path(args.spec).exists() else PRESET_DIR / f"{args.spec}.toml"
+    spec_file = spec_path(args.spec)
     spec_bytes = spec_file.read_bytes()
     provenance = {"spec_path": str(spec_file.resolve()), "spec_sha256": hashlib.sha256(spec_bytes).hexdigest()}
     fit = model.fit(obs=obs, n_starts=4)
@@ -425,7 +425,7 @@ def _cmd_scan(args) -> int:
     from cevnsjax import __version__
     from cevnsjax.experiment import check_names, valid_names
     from cevnsjax.io.outdir import atomic_path, atomic_write_text, fingerprint
-    from cevnsjax.io.spec import PRESET_DIR, SpecError, experiment_from_spec, fit_priors, load_spec, recorded_data_paths
+    from cevnsjax.io.spec import SpecError, experiment_from_spec, fit_priors, load_spec, recorded_data_paths, spec_path
     from cevnsjax.plots import plot_exclusion, plot_scan
     from cevnsjax.reporting import parameter_unit
     from cevnsjax.stats.model import Analysis, JointModel
@@ -475,7 +475,7 @@ def _cmd_scan(args) -> int:
                          nuisance_mode="marginal" if args.marginalise else "profile")
     out = Path(args.out)
     if isinstance(res, ScanResult):  # record the spec text and the units, and rewrite scan.nc with them
-        spec_file = Path(args.spec) if Path(args.spec).exists() else PRESET_DIR / f"{args.spec}.toml"
+        spec_file = spec_path(args.spec)
         res.attrs.update(spec=spec_file.read_text(), spec_path=str(spec_file.resolve()),
                          parameter_units={n: parameter_unit(n, exp.observable.kind) or "unknown"
                                           for n in [*grid.names, *names]})

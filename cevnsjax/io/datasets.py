@@ -20,7 +20,7 @@ import pooch
 
 from cevnsjax.io.location import FETCH_HINT, data_root
 
-__all__ = ["DataIntegrityError", "registry", "datasets", "verify", "fetch", "check_file", "file_sha256"]
+__all__ = ["DataIntegrityError", "registry", "datasets", "select", "verify", "fetch", "check_file", "file_sha256"]
 
 
 class DataIntegrityError(ValueError):
@@ -47,7 +47,7 @@ def datasets() -> dict[str, list[str]]:
     return out
 
 
-def _select(names) -> list[str]:
+def select(names) -> list[str]:
     """Registry entries matching ``names`` (file paths or data-set folders; all when empty)."""
     reg = registry()
     if not names:
@@ -111,7 +111,7 @@ def verify(root=None, names=()) -> dict[str, str]:
     root = Path(root) if root is not None else data_root()
     reg = registry()
     out = {}
-    for name in _select(names):
+    for name in select(names):
         p = root / name
         out[name] = "missing" if not p.is_file() else ("ok" if file_sha256(p) == reg[name] else "mismatch")
     return out
@@ -151,7 +151,7 @@ def fetch(source: str, root=None, names=(), progress=None) -> list[Path]:
     """
     root = Path(root) if root is not None else data_root()
     base = _source_url(source)
-    wanted = _select(names)
+    wanted = select(names)
     root.mkdir(parents=True, exist_ok=True)
     pooch.get_logger().setLevel("WARNING")  # no 'Downloading ...' line per file
     pup = pooch.create(path=root, base_url=base, registry={k: f"sha256:{v}" for k, v in registry().items()})

@@ -80,7 +80,8 @@ from cevnsjax.physics.xsec import CrossSectionModel
 from cevnsjax.sources import PionDAR, Reactor, ScaledSource
 from cevnsjax.sources.tabulated import TabulatedFlux
 
-__all__ = ["SpecError", "load_spec", "experiment_from_spec", "fit_priors", "DATA_LOADERS", "register_loader", "PRESET_DIR",
+__all__ = ["SpecError", "spec_path", "load_spec",
+           "experiment_from_spec", "fit_priors", "DATA_LOADERS", "register_loader", "PRESET_DIR",
            "preset_names", "load_preset"]
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -179,16 +180,21 @@ def recorded_data_paths() -> list[Path]:
     return list(_READ_PATHS.get() or [])
 
 
-def load_spec(path_or_name) -> dict:
-    """Read a TOML file, or a preset by name (``cevnsjax experiments`` lists them)."""
+def spec_path(path_or_name) -> Path:
+    """The TOML file of a spec: ``path_or_name`` itself if it exists, else the preset of that name."""
     p = Path(path_or_name)
     if not p.exists():
         names = preset_names()
-        if str(path_or_name) in names:
-            p = PRESET_DIR / f"{path_or_name}.toml"
-        else:
+        if str(path_or_name) not in names:
             raise SpecError(f"{path_or_name!r} is neither a spec file nor a preset{_closest(str(path_or_name), names)}; "
                             f"presets: {', '.join(names)}")
+        p = PRESET_DIR / f"{path_or_name}.toml"
+    return p
+
+
+def load_spec(path_or_name) -> dict:
+    """Read a TOML file, or a preset by name (``cevnsjax experiments`` lists them)."""
+    p = spec_path(path_or_name)
     try:
         with open(p, "rb") as fh:
             spec = tomllib.load(fh)
