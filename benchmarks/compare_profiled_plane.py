@@ -5,7 +5,8 @@ importable, so two versions can be compared back to back on one machine:
     git worktree add /tmp/old <commit>
     PYTHONPATH=/tmp/old   python benchmarks/compare_profiled_plane.py 128
 
-Same objective and settings as ``bench_scan.py --plane N`` (chunk 4096, 4 fake CPU devices). Works with the
+The black-box chi^2 with the exact Hessian (chunk 4096, 4 fake CPU devices; ``bench_scan.py --profiled-only``
+times it against the fast path: signal precomputed per point + Gauss-Newton). Works with the
 pre-layout package (``cevnsjax.scan``, ``cevnsjax.parameters``, ``cevnsjax.spec``) and the current one.
 Needs the published data folder ($CEVNSJAX_DATA).
 """

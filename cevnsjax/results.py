@@ -1,4 +1,10 @@
-"""Posterior results: NumPyro samples with diagnostics, ArviZ InferenceData, plots and files.
+"""The result family of cevnsjax, one netCDF writer (:func:`_write_nc`) and one reader (:func:`load`, which
+dispatches on the ``cevnsjax_kind`` attribute): :class:`FitResult`, :class:`ProfileResult`,
+:class:`ScanResult` (over a :class:`cevnsjax.stats.grid.Grid`), :class:`PosteriorResult` and the
+unfolding records (:class:`ArrayRecord`: :class:`BetaScan`, :class:`UnfoldingResult`, and the
+``UnfoldingProblem`` of :mod:`cevnsjax.stats.unfold`).
+
+Posterior results: NumPyro samples with diagnostics, ArviZ InferenceData, plots and files.
 
 A :class:`PosteriorResult` holds the groups of an ArviZ ``InferenceData`` as plain NumPy arrays
 (``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data``, ``prior``,
@@ -11,13 +17,19 @@ convergence check (rank-normalised split R-hat and bulk ESS, Vehtari et al. 2021
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PosteriorResult", "FitResult", "ProfileResult", "load", "rank_diagnostics"]
+from cevnsjax.stats.grid import Grid
+
+__all__ = ["PosteriorResult", "FitResult", "ProfileResult", "ScanResult", "load_scan", "ArrayRecord", "BetaScan",
+           "UnfoldingResult", "load", "rank_diagnostics"]
 
 GROUPS = ("posterior", "sample_stats", "log_likelihood", "observed_data", "prior", "prior_predictive",
           "posterior_predictive")
@@ -346,12 +358,14 @@ def _version() -> str:
     return str(__version__)
 
 
-def _write_nc(ds, path, kind: str) -> str:
-    for k in ds.data_vars:  # every variable named and with units (dimensionless where none is given)
+def _write_nc(ds, path, kind: str, engine: str | None = None) -> str:
+    """The one netCDF writer of every result: each variable named and with units (dimensionless where
+    none is given), ``cevnsjax_kind`` (what :func:`load` dispatches on) and the package version."""
+    for k in ds.data_vars:
         ds[k].attrs.setdefault("long_name", k.replace("_", " "))
         ds[k].attrs.setdefault("units", "1")
     ds.attrs.update(cevnsjax_kind=kind, cevnsjax_version=_version())
-    ds.to_netcdf(path)
+    ds.to_netcdf(path, engine=engine)
     return str(path)
 
 
@@ -565,6 +579,276 @@ class ProfileResult:
         return cls.from_dataset(_read_nc(path, "ProfileResult"))
 
 
+# ------------------------------------------------------------------------------------ scans
+@dataclass
+class ScanResult:
+    """Chi^2 over a :class:`Grid` with the profiled nuisances (NumPy arrays shaped like the grid).
+
+    ``chi2`` is what is compared (profiled or marginalised -2 ln L); ``chi2_parts`` keeps the terms
+    of a vector objective (last axis ``part``); ``nuisances[name]`` the profiled values;
+    ``newton_decrement`` the predicted remaining decrease of chi^2 at each point (0 unprofiled).
+    """
+
+    grid: Grid
+    chi2: np.ndarray
+    nuisances: dict = field(default_factory=dict)
+    newton_decrement: np.ndarray | None = None
+    chi2_parts: np.ndarray | None = None
+    attrs: dict = field(default_factory=dict)
+    tol: float = 1e-4
+
+    @property
+    def delta_chi2(self) -> np.ndarray:
+        return self.chi2 - np.nanmin(self.chi2)
+
+    @property
+    def converged(self) -> np.ndarray:
+        if self.newton_decrement is None:
+            return np.isfinite(self.chi2)
+        return np.isfinite(self.chi2) & (self.newton_decrement < self.tol)
+
+    def best_fit(self) -> dict:
+        """Grid parameters and nuisances at the grid point of smallest chi^2, with ``chi2``."""
+        i = np.unravel_index(int(np.nanargmin(self.chi2)), self.chi2.shape)
+        out = {a.name: float(a.values[j]) for a, j in zip(self.grid.axes, i)}
+        out.update({k: float(v[i]) for k, v in self.nuisances.items()})
+        out["chi2"] = float(self.chi2[i])
+        return out
+
+    def to_dataset(self):
+        """An ``xarray.Dataset``: chi2, delta_chi2, nuisances, newton_decrement, converged; axes as coords."""
+        import xarray as xr
+
+        from cevnsjax.reporting import parameter_unit
+
+        units = self.attrs.get("parameter_units") or {}
+        units = json.loads(units) if isinstance(units, str) else dict(units)
+        unit = lambda n: units.get(n) or parameter_unit(n) or "unknown"  # noqa: E731
+        dims = self.grid.names
+        coords = {a.name: (a.name, a.values, dict(spacing=a.spacing, long_name=f"{a.name} ({a.spacing} grid axis)",
+                                                   units=unit(a.name))) for a in self.grid.axes}
+        data = {"chi2": (dims, self.chi2, dict(long_name="-2 ln L (profiled)", units="1")),
+                "delta_chi2": (dims, self.delta_chi2, dict(long_name="chi2 - min over the grid", units="1"))}
+        for k, v in self.nuisances.items():
+            data[k] = (dims, v, dict(long_name=f"profiled {k}", units=unit(k)))
+        if self.newton_decrement is not None:
+            data["newton_decrement"] = (dims, self.newton_decrement,
+                                        dict(long_name="Newton decrement g^T H^-1 g of chi2 at the point", units="1"))
+        data["converged"] = (dims, self.converged.astype(np.int8),
+                             dict(long_name="converged (1) or not (0)", units="1"))
+        if self.chi2_parts is not None:
+            data["chi2_parts"] = (dims + ("part",), self.chi2_parts, dict(long_name="terms of chi2", units="1"))
+        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self.attrs.items()}  # read back from netCDF
+        attrs = {k: (json.dumps(v) if not isinstance(v, (str, int, float)) else v) for k, v in attrs.items()}
+        attrs["grid"] = json.dumps(self.grid.to_json())
+        attrs["nuisance_names"] = json.dumps(list(self.nuisances))
+        attrs["tol"] = self.tol
+        attrs.update(cevnsjax_kind="ScanResult", cevnsjax_version=_version())
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+    def save(self, path) -> Path:
+        """netCDF (``.nc``, via xarray + h5netcdf) or ``.npz`` (NumPy only)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        if path.suffix == ".npz":
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **_result_arrays(self))
+        else:
+            _write_nc(self.to_dataset(), tmp, "ScanResult", engine="h5netcdf")
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+        return path
+
+    @classmethod
+    def from_dataset(cls, ds) -> ScanResult:
+        grid = Grid.from_json(json.loads(ds.attrs["grid"]))
+        names = json.loads(ds.attrs.get("nuisance_names", "[]"))
+        attrs = {k: v for k, v in ds.attrs.items()
+                 if k not in ("grid", "nuisance_names", "tol", "cevnsjax_kind", "cevnsjax_version")}
+        return cls(grid=grid, chi2=np.asarray(ds["chi2"].values),
+                   nuisances={k: np.asarray(ds[k].values) for k in names},
+                   newton_decrement=np.asarray(ds["newton_decrement"].values) if "newton_decrement" in ds else None,
+                   chi2_parts=np.asarray(ds["chi2_parts"].values) if "chi2_parts" in ds else None,
+                   attrs=attrs, tol=float(ds.attrs.get("tol", 1e-4)))
+
+
+def _result_arrays(r: ScanResult) -> dict:
+    out = {"chi2": r.chi2, "grid": np.array(json.dumps(r.grid.to_json())), "attrs": np.array(json.dumps(r.attrs, default=str)),
+           "tol": np.array(r.tol), "nuisance_names": np.array(json.dumps(list(r.nuisances)))}
+    out.update({f"nu:{k}": v for k, v in r.nuisances.items()})
+    if r.newton_decrement is not None:
+        out["newton_decrement"] = r.newton_decrement
+    if r.chi2_parts is not None:
+        out["chi2_parts"] = r.chi2_parts
+    return out
+
+
+def load_scan(path) -> ScanResult:
+    """Read a result written by :meth:`ScanResult.save` (``.nc`` or ``.npz``)."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        z = np.load(path)
+        names = json.loads(str(z["nuisance_names"]))
+        return ScanResult(grid=Grid.from_json(json.loads(str(z["grid"]))), chi2=z["chi2"],
+                          nuisances={k: z[f"nu:{k}"] for k in names},
+                          newton_decrement=z["newton_decrement"] if "newton_decrement" in z else None,
+                          chi2_parts=z["chi2_parts"] if "chi2_parts" in z else None,
+                          attrs=json.loads(str(z["attrs"])), tol=float(z["tol"]))
+    import xarray as xr
+
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ScanResult.from_dataset(ds.load())
+
+
+# ------------------------------------------------------------------------- unfolding records
+def _fields(obj) -> dict:
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def _is_array(v) -> bool:
+    """NumPy or JAX arrays (not Python or NumPy scalars)."""
+    return hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, np.generic)
+
+
+def _plain(v):
+    """JSON-ready copy: arrays to lists, NumPy scalars to Python ones (dicts and sequences recursively)."""
+    if _is_array(v):
+        return np.asarray(v).tolist()
+    if isinstance(v, (np.floating, np.integer, np.bool_)):
+        return v.item()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+_RECORDS: dict[str, type] = {}
+
+
+class ArrayRecord:
+    """Base of frozen dataclasses of arrays and scalars (the unfolding problem, beta scan and result):
+    ``save(path)`` as netCDF (the one writer of this module: ``cevnsjax_kind`` = the class name, the
+    package version; :func:`load` dispatches on it) or NumPy ``.npz`` when the path ends in .npz;
+    ``load(path)``; ``to_json()``. Array fields become variables, a nested record's fields
+    ``<field>.<name>`` variables, the other fields one JSON ``meta`` attribute."""
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        _RECORDS[cls.__name__] = cls
+
+    def _split(self):
+        arrays, meta = {}, {}
+        for k, v in _fields(self).items():
+            if isinstance(v, ArrayRecord):
+                arrays.update({f"{k}.{kk}": np.asarray(vv) for kk, vv in _fields(v).items()})
+                meta[k] = {"__type__": type(v).__name__}
+            elif _is_array(v):
+                arrays[k] = np.asarray(v)
+            else:
+                meta[k] = v
+        return arrays, meta
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        arrays, meta = self._split()
+        if path.suffix == ".npz":
+            np.savez(path, __meta__=json.dumps(_plain(meta)), **arrays)
+            return path
+        import xarray as xr
+
+        ds = xr.Dataset({k: ([f"{k}_{i}" for i in range(v.ndim)], v) for k, v in arrays.items()})
+        for k in ds.data_vars:
+            if "MeV" in k:
+                ds[k].attrs["units"] = "MeV"
+            elif k.startswith(("nu_", "sigma", "band")):
+                ds[k].attrs["units"] = "nu / (MeV fission)"
+        ds.attrs["meta"] = json.dumps(_plain(meta))
+        _write_nc(ds, path, type(self).__name__)
+        return path
+
+    @classmethod
+    def load(cls, path):
+        path = Path(path)
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["__meta__"]))
+                arrays = {k: z[k] for k in z.files if k != "__meta__"}
+        else:
+            ds = _read_nc(path, cls.__name__)
+            meta = json.loads(ds.attrs["meta"])
+            arrays = {k: np.asarray(ds[k].values) for k in ds.data_vars}
+        kw = {}
+        for f in dataclasses.fields(cls):
+            if isinstance(meta.get(f.name), dict) and "__type__" in meta[f.name]:
+                sub = _RECORDS[meta[f.name]["__type__"]]
+                kw[f.name] = sub(**{g.name: arrays[f"{f.name}.{g.name}"] for g in dataclasses.fields(sub)})
+            elif f.name in arrays:
+                kw[f.name] = arrays[f.name]
+            else:
+                v = meta[f.name]
+                kw[f.name] = tuple(v) if isinstance(v, list) else v
+        return cls(**kw)
+
+    def to_json(self) -> dict:
+        return _plain({k: (_fields(v) if isinstance(v, ArrayRecord) else v) for k, v in _fields(self).items()})
+
+
+@dataclass(frozen=True)
+class BetaScan(ArrayRecord):
+    """Per-beta figures over the toys (nb = number of beta values).
+
+    ``variance``: sum_i U_ii on the reference data (Asimov), [nu/(MeV fission)]^2; ``variance_toys``:
+    sum_i var_toys(nu_hat_i); ``bias_B``: B on the reference data; ``bias_B_mean``: toy average of B;
+    ``bias_sq``: sum_i (mean_toys nu_hat_i - nu_true_i)^2; ``positive_fraction``: fraction of toys
+    with nu_hat > 0 in every bin."""
+
+    betas: np.ndarray
+    variance: np.ndarray
+    variance_toys: np.ndarray
+    bias_B: np.ndarray
+    bias_B_mean: np.ndarray
+    bias_sq: np.ndarray
+    positive_fraction: np.ndarray
+
+
+@dataclass(frozen=True)
+class UnfoldingResult(ArrayRecord):
+    """Unfolded flux at the chosen beta with bands; all fluxes in nu/(MeV fission) per bin.
+
+    ``nu_hat``: estimate on the observed data; ``sigma``: sqrt(diag U) on the observed data;
+    ``band68``/``band95`` (2, m): toy percentiles (16/84, 2.5/97.5) of nu_hat at ``beta``;
+    ``flux_unfolded_range``: [true, estimate, toy 95% upper bound] of sum_i nu_i dE_i [nu/fission]."""
+
+    scenario: str
+    nu_edges_MeV: np.ndarray
+    nu_true: np.ndarray
+    nu_hat: np.ndarray
+    sigma: np.ndarray
+    band68: np.ndarray
+    band95: np.ndarray
+    toy_median: np.ndarray
+    beta: float
+    beta_physical: float
+    beta_physical_toys: np.ndarray
+    beta_bias: float
+    flux_unfolded_range: np.ndarray
+    scan: BetaScan
+    n_toys: int
+    seed: int
+
+    def summary(self) -> dict:
+        """Scalars for summary.json."""
+        t, e, ub = (float(x) for x in self.flux_unfolded_range)
+        return {
+            "scenario": self.scenario, "beta": self.beta, "beta_physical": self.beta_physical,
+            "beta_physical_toys_median": float(np.median(self.beta_physical_toys)), "beta_bias": self.beta_bias,
+            "flux_unfolded_range_true": t, "flux_unfolded_range_estimate": e, "flux_unfolded_range_upper95": ub,
+            "upper95_over_true": ub / t, "n_toys": self.n_toys, "seed": self.seed,
+            "nu_edges_MeV": _plain(self.nu_edges_MeV), "nu_true": _plain(self.nu_true),
+            "nu_hat": _plain(self.nu_hat), "band68": _plain(self.band68), "band95": _plain(self.band95),
+        }
+
+
 def load(path):
     """Read any cevnsjax result file (netCDF), dispatching on its ``cevnsjax_kind`` attribute:
     FitResult, ProfileResult, ScanResult, PosteriorResult or an unfolding result."""
@@ -578,11 +862,9 @@ def load(path):
     if kind == "ProfileResult":
         return ProfileResult.load(path)
     if kind == "ScanResult" or is_scan:
-        from cevnsjax.stats.scan import load_scan
-
         return load_scan(path)
-    if kind in ("UnfoldingResult", "UnfoldingProblem", "BetaScan"):
-        from cevnsjax.stats import unfold
-
-        return getattr(unfold, kind).load(path)
+    if kind == "UnfoldingProblem":
+        import cevnsjax.stats.unfold  # noqa: F401 (registers the record type)
+    if kind in _RECORDS:
+        return _RECORDS[kind].load(path)
     return PosteriorResult.load(path)

@@ -132,3 +132,35 @@ def test_fit_profile_scan_agree_and_do_not_retrace(model, tmp_path):
     m = len(calls)
     fresh.profile("sin2_theta_w", axis.values[2:4], obs=obs, best=best)
     assert m == n and len(calls) == m  # no new trace for new fixed sets or profile values
+
+
+def test_gaussian_scan_uses_residuals_and_agrees_with_fits(data_dir):
+    """A Gaussian model (Dresden-II): sum(residuals^2) is minus2lnL; JointModel.scan profiles the
+    background by Gauss-Newton with the signal computed once per grid point, and lands on the
+    profiled -2 ln L of fits with the grid value fixed (1e-6) and of the exact-Hessian scan."""
+    from cevnsjax.analyses.dresden_ii import build_model
+    from cevnsjax.stats.scan import Axis, Grid
+
+    model = build_model(None)  # q free, k fixed, 7 background nuisances (a_M constrained N(1, 0.03))
+    assert model.gaussian() and not JointModel([Analysis(_reactor_exp(), {})]).gaussian()
+    vals = model.init_values() | {"q": -1e-4, "bkg.dresden_ii.a_M": 1.02}
+    r = model.residuals(vals)
+    assert r.shape == (131,)  # 130 bins + the a_M constraint
+    np.testing.assert_allclose(float(jnp.sum(r**2)), float(model.minus2lnL(vals)), rtol=1e-13)
+    bkg = [k for k in model.priors if k.startswith("bkg.")]
+    assert all(model.is_background(k) for k in bkg) and not model.is_background("q")
+    split = model.scan_objective(profile=bkg)
+    assert split.hessian == "gauss-newton" and split.precompute is not None
+    assert model.scan_objective(profile=bkg + ["q"]).precompute is None  # q changes the signal
+    poisson = JointModel([Analysis(_reactor_exp(), {"bkg.flat.rate": Uniform(0.0, 10.0)})])
+    assert poisson.scan_objective(poisson.asimov(), profile=["bkg.flat.rate"]).hessian == "exact"
+
+    axis = Axis("q", "lin", -3e-4, 1e-4, 5)
+    fast = model.scan(Grid([axis]), progress=False)
+    exact = model.scan(Grid([axis]), progress=False, solver="exact", newton_iters=60, coarse_iters=100)
+    fits = [model.fit(fixed={"q": v}).minus2lnL for v in axis.values]
+    assert fast.converged.all() and fast.attrs["fingerprint"].startswith("cevnsjax.stats.model.JointModel.residuals")
+    np.testing.assert_allclose(fast.chi2, fits, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(fast.chi2, exact.chi2, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="solver='newton'"):
+        model.scan(Grid([axis]), progress=False, solver="newton")

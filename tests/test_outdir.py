@@ -181,21 +181,24 @@ def _scan_result(out):
 def test_concurrent_scans_into_one_folder(tmp_path, capsys):
     out = tmp_path / "scan"
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    first = subprocess.Popen([sys.executable, "-m", "cevnsjax.cli", "scan", "conus", *_SCAN, "--out", str(out)],
+    # the first run must still hold the folder when the second starts: 1001 points in chunks of 4 (251
+    # atomic chunk files) keep it busy for seconds, where 11 points finished before the second run began
+    long_scan = [a.replace("lin:0.5:1.5:11", "lin:0.5:1.5:1001") for a in _SCAN]
+    first = subprocess.Popen([sys.executable, "-m", "cevnsjax.cli", "scan", "conus", *long_scan, "--out", str(out)],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (out / MARKER).exists():  # the first run holds the lock once its marker is written
         assert first.poll() is None and time.time() < deadline, first.communicate()
         time.sleep(0.02)
     assert "scan, pid" in (out / LOCK).read_text()
-    rc = main(["scan", "conus", *_SCAN, "--out", str(out), "--resume"])
+    rc = main(["scan", "conus", *long_scan, "--out", str(out), "--resume"])
     err = capsys.readouterr().err
     assert rc == 2 and "another cevnsjax run (scan" in err and err.count("\n") == 1
     assert first.wait(timeout=300) == 0, first.communicate()
     chi2, n = _scan_result(out)
-    # the first scan's result is intact: Asimov data, so chi2 is ~0 at the truth (signal_scale = 1, point 6)
+    # the first scan's result is intact: Asimov data, so chi2 is ~0 at the truth (signal_scale = 1, point 501)
     # and grows away from it (the bug this guards against: chi2 = 0 at every point)
-    assert n == 11 and int(np.argmin(chi2)) == 5 and chi2[5] < 1e-8
+    assert n == 1001 and int(np.argmin(chi2)) == 500 and chi2[500] < 1e-8
     assert chi2[0] > 1.0 and chi2[-1] > 1.0
 
 

@@ -277,3 +277,100 @@ def test_dresden_profile_minimum_matches_fit(dresden):
     if abs(r.grid.axes[0].values[j] - mle["signal_scale"]) < 0.02:
         for k in prof:
             assert r.nuisances[k][j] == pytest.approx(mle[k], rel=2e-2)
+
+
+# ------------------------------------------------------------- batches: one executable, no collectives
+def test_one_executable_for_the_coarse_table_and_every_chunk(caplog):
+    # coarse warm-start points, full chunks and the short last chunk all run through one compiled
+    # function (batches of one shape); a second compile would cost seconds per scan
+    import logging
+
+    obj = lambda v: (v["x"] - 1) ** 2 + ((v["b"] - v["x"]) / 0.2) ** 2 + 0.1 * jnp.sin(v["b"]) ** 2
+    with caplog.at_level(logging.WARNING), jax.log_compiles():
+        r = run_scan(obj, ["x=lin:0:2:300"], profile={"b": (0.0, -5.0, 5.0)}, chunk_size=128, batch_size=32,
+                     progress=False)
+    compiles = [m for m in caplog.messages if m.startswith("Compiling jit(point)")]
+    assert len(compiles) == 1, compiles
+    assert r.converged.all()
+
+
+def test_point_batches_need_no_cross_device_communication():
+    # each device runs its own Newton loop (shard_map); a plain sharded vmap puts an all-reduce of the
+    # while loop's "any point running" into every iteration, which stalled XLA's CPU devices
+    from cevnsjax.stats.scan import _point_solver
+
+    def point(xg, nu0, n_iter):
+        f = lambda nu: jnp.sum((nu - xg) ** 2 * (1 + nu**2))
+        return jax.lax.while_loop(lambda s: (s[1] < n_iter) & (jnp.abs(jax.grad(f)(s[0])).max() > 1e-9),
+                                  lambda s: (s[0] - 0.1 * jax.grad(f)(s[0]), s[1] + 1), (nu0, 0))[0]
+
+    devs = jax.devices()
+    solver, sh = _point_solver(point, devs)
+    args = (jax.ShapeDtypeStruct((8, 1), jnp.float32, sharding=sh),) * 2 + (jnp.int32(50),)
+    assert "all-reduce" not in solver.lower(*args).compile().as_text()
+    # the check can fail: the design it replaced does communicate
+    rep = jax.sharding.NamedSharding(sh.mesh, jax.sharding.PartitionSpec())
+    plain = jax.jit(jax.vmap(point, in_axes=(0, 0, None)), in_shardings=(sh, sh, rep), out_shardings=sh)
+    assert "all-reduce" in plain.lower(*args).compile().as_text()
+    x = np.linspace(-1, 1, 8, dtype=np.float32)[:, None]
+    np.testing.assert_allclose(np.asarray(solver(x, np.zeros_like(x), 500)), x, atol=1e-6)
+
+
+def test_batch_size_does_not_change_results():
+    kw = dict(profile=PROF, chunk_size=64, progress=False)
+    a = run_scan(gauss_profiled, GRID, batch_size=8, **kw)
+    b = run_scan(gauss_profiled, GRID, batch_size=64, **kw)
+    np.testing.assert_allclose(a.chi2, b.chi2, rtol=1e-14)  # independent points; vector width may change rounding
+    np.testing.assert_allclose(a.nuisances["b"], b.nuisances["b"], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("kw,exc,match", [
+    (dict(hessian="gaus-newton"), ValueError, "did you mean 'gauss-newton'"),
+    (dict(hessian="gauss-newton"), ValueError, "residual vector r"),  # gauss_profiled returns a scalar
+    (dict(batch_size=0), ValueError, "batch_size=0 must be a positive integer"),
+    (dict(precompute="signal"), TypeError, "precompute='signal' must be a function"),
+])
+def test_solver_option_errors(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        run_scan(gauss_profiled, GRID, profile=PROF, progress=False, **kw)
+
+
+def test_gauss_newton_residuals_match_exact_hessian_on_analytic_problem():
+    # chi2 = sum r^2 with non-linear residuals in the nuisance b; the minimum does not depend on the
+    # curvature model, only the path to it: both must land on the same profiled chi2
+    res = lambda v: jnp.stack([(v["x"] - 1) / 0.5, (v["y"] - 2) / 0.3, (v["b"] - 3 - 0.5 * v["x"]) / 0.2,
+                               jnp.sqrt(0.1) * jnp.sin(v["b"]) * v["y"]])
+    exact = run_scan(gauss_profiled, GRID, profile=PROF, progress=False, newton_iters=40)
+    gn = run_scan(res, GRID, profile=PROF, progress=False, hessian="gauss-newton", newton_iters=40, newton_tol=0.0)
+    assert gn.converged.all() and gn.chi2_parts is None
+    np.testing.assert_allclose(gn.chi2, exact.chi2, rtol=1e-12)
+    np.testing.assert_allclose(gn.nuisances["b"], exact.nuisances["b"], rtol=1e-8)
+
+
+def test_dresden_zprime_plane_gauss_newton_with_precomputed_signal_matches_exact(dresden, data_dir):
+    # the benchmark's fast path (analyses.dresden_ii.background_profile_objective, benchmarks/bench_scan.py):
+    # the Z' signal computed once per point,
+    # the 7 background nuisances profiled by Gauss-Newton, against the black-box objective with the
+    # exact Hessian run to full convergence; the issue asks for 1e-6 in -2 ln L at the same points
+    from cevnsjax.analyses.dresden_ii import background_profile_objective
+    from cevnsjax.io.spec import load_preset
+
+    chi2, prof = dresden
+    signal, residuals = background_profile_objective(load_preset("dresden_ii"))
+    grid = ["m_zprime_MeV=log:1:1e4:7", "g_zprime=log:1e-7:1e-4:9"]
+    ref = run_scan(chi2, grid, profile=prof, progress=False, newton_iters=80, coarse_iters=150, coarse_points=4)
+    fast = run_scan(residuals, grid, profile=prof, progress=False, hessian="gauss-newton", precompute=signal,
+                    newton_iters=20, newton_tol=1e-7, coarse_points=4)
+    keep = ref.delta_chi2 < 50  # where contours live; beyond, both may stop on different plateaus
+    assert keep.sum() >= 40 and fast.converged[keep].all() and ref.converged[keep].all()
+    np.testing.assert_allclose(fast.chi2[keep], ref.chi2[keep], rtol=0, atol=1e-6)
+
+
+def test_background_profile_objective_refuses_signal_nuisances(dresden):
+    from cevnsjax.analyses.dresden_ii import background_profile_objective
+    from cevnsjax.io.spec import load_preset
+
+    signal, residuals = background_profile_objective(load_preset("dresden_ii"))
+    with pytest.raises(ValueError, match=r"\['signal_scale'\] would be profiled but change the signal"):
+        run_scan(residuals, ["g_zprime=log:1e-7:1e-4:3"], profile={"signal_scale": (1.0, 0.0, 3.0)},
+                 fixed={"m_zprime_MeV": 10.0}, precompute=signal, hessian="gauss-newton", progress=False)

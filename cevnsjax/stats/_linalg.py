@@ -1,9 +1,13 @@
 """Small dense linear solves in pure element-wise XLA (no LAPACK custom calls).
 
-Batched ``jnp.linalg.solve`` (a LAPACK custom call on CPU) stalled the XLA CPU thread pool when
-vmapped over thousands of small systems inside sharded or nested-vmap programs (jax 0.10; observed
-in the profiled scans and the unfolding toys: all threads idle on a futex). These unrolled solvers
-compile to ordinary fused arithmetic and batch freely.
+Batched ``jnp.linalg.solve`` (a LAPACK custom call on CPU) was blamed for stalls of the XLA CPU
+thread pool when vmapped over thousands of small systems inside sharded programs (jax 0.10; profiled
+scans and unfolding toys: all threads idle on a futex). On 2026-12-05 a stall of that kind was traced
+to another cause: the all-reduce that a sharded vmap of a while loop performs across host-CPU devices
+at every iteration (XLA aborted after 40 s waiting at the rendezvous); :mod:`cevnsjax.stats.scan` now
+runs one loop per device with ``shard_map``. A LAPACK stall could not be reproduced
+(``benchmarks/linalg_stall_probe.py``); these unrolled solvers stay because they are as fast for
+n <= 16 (2.4 ms for 4096 7x7 systems either way) and compile to ordinary fused arithmetic.
 """
 
 from __future__ import annotations

@@ -85,7 +85,9 @@ class ObjectiveSpec:
 def spec_objective(spec: str, priors: Mapping, profile_names: Sequence[str], asimov: bool = False,
                    float32: bool = False) -> Callable:
     """The objective of ``cevnsjax scan``: -2 ln L of one experiment (TOML path or preset name) with the
-    nuisances ``profile_names`` under ``priors`` (name -> (kind, a, b)) as constraint terms."""
+    nuisances ``profile_names`` under ``priors`` (name -> (kind, a, b)) as constraint terms, as the
+    ScanObjective of :meth:`JointModel.scan_objective` (residuals and Gauss-Newton where the likelihood
+    is Gaussian), so that a Dask scan and a local one compute the same thing."""
     import jax.numpy as jnp
 
     from cevnsjax.io.spec import experiment_from_spec, load_spec
@@ -96,7 +98,7 @@ def spec_objective(spec: str, priors: Mapping, profile_names: Sequence[str], asi
                                        for n in profile_names})])
     obs = model.asimov() if asimov else model.observed()
     obs = {k: jnp.asarray(v, jnp.float32 if float32 else jnp.float64) for k, v in obs.items()}
-    return lambda values: model.minus2lnL(values, obs)
+    return model.scan_objective(obs, list(profile_names))  # what JointModel.scan runs: same solver, same result
 
 
 @contextlib.contextmanager

@@ -87,15 +87,21 @@ def _bounds(prior: Prior):
     return None, None
 
 
+def _constraint_residual(prior: Prior, x):
+    """r with -2 ln(prior density) = r^2 + constant for constraint priors; None for flat ones (bounds only)."""
+    if isinstance(prior, (Normal, TruncatedNormal)):
+        return (x - prior.mu) / prior.sigma
+    if isinstance(prior, HalfNormal):
+        return x / prior.sigma
+    if isinstance(prior, LogNormal):
+        return (jnp.log(x) - np.log(prior.median)) / prior.sigma
+    return None
+
+
 def _constraint(prior: Prior, x):
     """-ln(prior density) up to a constant for constraint priors; 0 for flat ones (bounds only)."""
-    if isinstance(prior, (Normal, TruncatedNormal)):
-        return 0.5 * ((x - prior.mu) / prior.sigma) ** 2
-    if isinstance(prior, HalfNormal):
-        return 0.5 * (x / prior.sigma) ** 2
-    if isinstance(prior, LogNormal):
-        return 0.5 * ((jnp.log(x) - np.log(prior.median)) / prior.sigma) ** 2
-    return 0.0
+    r = _constraint_residual(prior, x)
+    return 0.0 if r is None else 0.5 * r**2
 
 
 class JointModel:
@@ -265,6 +271,61 @@ class JointModel:
                 total = total + 2.0 * _constraint(p, values[k])
         return total
 
+    def gaussian(self) -> bool:
+        """True when every experiment has a Gaussian likelihood (then :meth:`residuals` exists)."""
+        return all(self._kind(a)[0] == "gaussian" for a in self.analyses)
+
+    def signals(self, values: Mapping[str, object]) -> dict:
+        """Expected signal counts per experiment (no background) for site values."""
+        return {a.experiment.name: predict(self.theta(a, values), a.prepared).signal for a in self.analyses}
+
+    def residuals(self, values: Mapping[str, object], obs: Mapping | None = None, signals: Mapping | None = None):
+        """Normalised residuals r with ``sum(r**2) == minus2lnL(values, obs)`` (Gaussian experiments only):
+        (y - mu) / sigma per bin of every experiment, then one (x - mu) / sigma per constraint prior.
+        ``signals`` (from :meth:`signals`) stands for the signal part of mu, the background being
+        recomputed from ``values``: valid while ``values`` differ from those of ``signals`` only in
+        background parameters."""
+        if not self.gaussian():
+            raise ValueError("residuals need Gaussian likelihoods for every experiment; "
+                             f"{[a.experiment.name for a in self.analyses if self._kind(a)[0] != 'gaussian']} are "
+                             "Poisson: use minus2lnL")
+        obs = self.observed() if obs is None else obs
+        out = []
+        for a in self.analyses:
+            pred = predict(self.theta(a, values), a.prepared)
+            mu = pred.total if signals is None else signals[a.experiment.name] + pred.background
+            out.append(jnp.ravel((obs[a.experiment.name] - mu) / self._kind(a)[1]))
+        for k, p in self.priors.items():
+            if k in values:
+                r = _constraint_residual(p, values[k])
+                if r is not None:
+                    out.append(jnp.atleast_1d(jnp.asarray(r, out[0].dtype)))
+        return jnp.concatenate(out)
+
+    def is_background(self, name: str) -> bool:
+        """Whether parameter ``name`` (a site, a tie, or a shared name) only changes backgrounds."""
+        sites = self.ties.get(name, (name,))
+        local = [s.split(":", 1)[1] if self.multi and ":" in s else s for s in sites]
+        return all(n.startswith("bkg.") and name not in self.shared for n in local)
+
+    def scan_objective(self, obs: Mapping | None = None, profile: Sequence[str] = ()):
+        """The objective :meth:`scan` hands to :func:`cevnsjax.stats.scan.run_scan` (a ScanObjective).
+
+        Every experiment Gaussian: the residuals with the Gauss-Newton step (the exact Hessian of the
+        chi^2 costs 5-15x more per step with a handful of nuisances); in addition, when every
+        ``profile`` parameter is a background parameter, the signals are computed once per grid point
+        (``precompute``) and only the backgrounds inside the Newton loop. Otherwise -2 ln L with the
+        exact Hessian. The same minimum either way (tests/test_model.py)."""
+        from cevnsjax.stats.scan import ScanObjective
+
+        o = self.observed() if obs is None else obs
+        if not self.gaussian():
+            return ScanObjective(_BoundObjective(self, o))
+        if profile and all(self.is_background(k) for k in profile):
+            return ScanObjective(_BoundResiduals(self, o, split=True), precompute=_BoundSignals(self),
+                                 hessian="gauss-newton")
+        return ScanObjective(_BoundResiduals(self, o, split=False), hessian="gauss-newton")
+
     def _objective(self, values, obs):
         """The solver's objective: one function object per model, so the compiled solver is reused
         (jit caches it per model, parameter layout and obs structure)."""
@@ -313,11 +374,13 @@ class JointModel:
 
     def scan(self, grid, *, profile: Sequence[str] | Mapping | None = None, fixed: Mapping | Sequence[str] | None = None,
              obs: Mapping | None = None, out_dir=None, resume: bool = True, chunk_size: int = 4096,
-             progress: bool = True, fingerprint: str | None = None, **kwargs):
+             progress: bool = True, fingerprint: str | None = None, solver: str = "auto", **kwargs):
         """Delta chi^2 over ``grid`` (a :class:`cevnsjax.stats.scan.Grid`, or axes / "name=spec" strings)
-        with :func:`cevnsjax.stats.scan.run_scan` on :meth:`minus2lnL`. ``profile=None`` profiles every
+        with :func:`cevnsjax.stats.scan.run_scan`. ``profile=None`` profiles every
         free parameter that is neither on the grid nor fixed (start values and prior bounds); a list
-        of names profiles those; a dict name -> (start, lo, hi) is passed through."""
+        of names profiles those; a dict name -> (start, lo, hi) is passed through. ``solver``: "auto"
+        (:meth:`scan_objective`: Gauss-Newton on the residuals, with precomputed signals, where the
+        likelihoods allow it) or "exact" (:meth:`minus2lnL` with the exact Hessian)."""
         from cevnsjax.stats.scan import Grid, parse_axis, run_scan
 
         if not isinstance(grid, Grid):
@@ -332,7 +395,9 @@ class JointModel:
             profile = {k: (start[k], *(np.inf * s if b is None else b for b, s in zip(bounds[k], (-1, 1))))
                        for k in profile}
         o = self.observed() if obs is None else obs
-        objective = _BoundObjective(self, o)
+        if solver not in ("auto", "exact"):
+            raise ValueError(f"solver={solver!r}; use 'auto' (Gauss-Newton where the likelihoods allow it) or 'exact'")
+        objective = self.scan_objective(o, list(profile)) if solver == "auto" else _BoundObjective(self, o)
         return run_scan(objective, grid, fixed=fixed_d, profile=dict(profile), out_dir=out_dir, resume=resume,
                         chunk_size=chunk_size, progress=progress, fingerprint=fingerprint, **kwargs)
 
@@ -396,6 +461,28 @@ def _named_prior(name: str, spec):
         return prior_from_spec(spec)
     except ValueError as err:
         raise ValueError(f"prior of {name!r}: {err}") from None
+
+
+class _BoundResiduals:
+    """values[, signals] -> residuals of a Gaussian model on fixed observations (see JointModel.residuals)."""
+
+    def __init__(self, model, obs, split: bool):
+        self.model, self.obs, self.split = model, obs, split
+        self.__qualname__ = f"JointModel.residuals[{','.join(a.experiment.name for a in model.analyses)}]"
+
+    def __call__(self, values, signals=None):
+        return self.model.residuals(values, self.obs, signals if self.split else None)
+
+
+class _BoundSignals:
+    """values -> signals per experiment (the precomputed part of a background-only profile)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.__qualname__ = f"JointModel.signals[{','.join(a.experiment.name for a in model.analyses)}]"
+
+    def __call__(self, values):
+        return self.model.signals(values)
 
 
 class _BoundObjective:

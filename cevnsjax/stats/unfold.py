@@ -39,7 +39,6 @@ sampled) is :func:`bayesian_model`; it needs numpyro, imported only when called.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -57,6 +56,7 @@ from cevnsjax.physics.nuclei import Target
 from cevnsjax.physics.params import PhysicsParams
 from cevnsjax.physics.xsec import E_nu_min, E_R_max
 from cevnsjax.rates import binned_rate, prepare
+from cevnsjax.results import ArrayRecord, BetaScan, UnfoldingResult
 from cevnsjax.sources.base import ContinuousComponent, LineComponent, Source, geometric_factor_cm2
 from cevnsjax.sources.binned import BinnedFlux
 from cevnsjax.stats._linalg import cholesky_factor, cholesky_solve
@@ -125,94 +125,8 @@ def _scenario(s) -> Scenario:
 
 
 # --------------------------------------------------------------------------- containers
-def _np_fields(obj) -> dict:
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-
-
-def _jsonable(v):
-    if isinstance(v, (np.ndarray, jax.Array)):
-        return np.asarray(v).tolist()
-    if isinstance(v, (np.floating, np.integer)):
-        return v.item()
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v
-
-
-class _Saveable:
-    """save(path) / load(path) / to_json() for frozen dataclasses of arrays and scalars: netCDF
-    (xarray; ``cevnsjax.results.load`` dispatches on its ``cevnsjax_kind`` attribute), or NumPy ``.npz``
-    when the path ends in .npz."""
-
-    def _split(self):
-        arrays, meta = {}, {}
-        for k, v in _np_fields(self).items():
-            if isinstance(v, _Saveable):
-                for kk, vv in _np_fields(v).items():
-                    arrays[f"{k}.{kk}"] = np.asarray(vv)
-                meta[k] = {"__type__": type(v).__name__}
-            elif isinstance(v, (np.ndarray, jax.Array)):
-                arrays[k] = np.asarray(v)
-            else:
-                meta[k] = v
-        return arrays, meta
-
-    def save(self, path) -> Path:
-        path = Path(path)
-        arrays, meta = self._split()
-        if path.suffix == ".npz":
-            np.savez(path, __meta__=json.dumps(_jsonable(meta)), **arrays)
-            return path
-        import xarray as xr
-
-        from cevnsjax import __version__
-
-        ds = xr.Dataset({k: ([f"{k}_{i}" for i in range(v.ndim)], v) for k, v in arrays.items()})
-        for k in ds.data_vars:
-            if "MeV" in k:
-                ds[k].attrs["units"] = "MeV"
-            elif k.startswith(("nu_", "sigma", "band")):
-                ds[k].attrs["units"] = "nu / (MeV fission)"
-        ds.attrs.update(cevnsjax_kind=type(self).__name__, cevnsjax_version=str(__version__),
-                        meta=json.dumps(_jsonable(meta)))
-        ds.to_netcdf(path)
-        return path
-
-    @classmethod
-    def load(cls, path):
-        path = Path(path)
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["__meta__"]))
-                arrays = {k: z[k] for k in z.files if k != "__meta__"}
-        else:
-            import xarray as xr
-
-            with xr.open_dataset(path) as ds:
-                if ds.attrs.get("cevnsjax_kind") != cls.__name__:
-                    raise ValueError(f"{path} holds a {ds.attrs.get('cevnsjax_kind')!r}, not a {cls.__name__}")
-                meta = json.loads(ds.attrs["meta"])
-                arrays = {k: np.asarray(ds[k].values) for k in ds.data_vars}
-        kw = {}
-        for f in dataclasses.fields(cls):
-            if isinstance(meta.get(f.name), dict) and "__type__" in meta[f.name]:
-                sub = {"BetaScan": BetaScan}[meta[f.name]["__type__"]]
-                kw[f.name] = sub(**{g.name: arrays[f"{f.name}.{g.name}"] for g in dataclasses.fields(sub)})
-            elif f.name in arrays:
-                kw[f.name] = arrays[f.name]
-            else:
-                v = meta[f.name]
-                kw[f.name] = tuple(v) if isinstance(v, list) else v
-        return cls(**kw)
-
-    def to_json(self) -> dict:
-        return _jsonable({k: (_np_fields(v) if isinstance(v, _Saveable) else v) for k, v in _np_fields(self).items()})
-
-
 @dataclass(frozen=True)
-class UnfoldingProblem(_Saveable):
+class UnfoldingProblem(ArrayRecord):
     """Everything the estimators need. Arrays: ``R`` (m_obs, m) counts per nu/(MeV fission); ``h``, ``b``,
     ``mu_true`` (m_obs,) counts; ``nu_true`` (m,) nu/(MeV fission); ``nu_edges_MeV`` (m+1,);
     ``recoil_edges_keV`` (m_obs+1,). ``mu_true`` is the expectation from the true (unbinned) spectrum,
@@ -238,62 +152,6 @@ class UnfoldingProblem(_Saveable):
     def asimov(self, exact: bool = True) -> np.ndarray:
         """Asimov data: R nu_true + h + b (``exact``, closes exactly) or the unbinned truth ``mu_true``."""
         return np.asarray(self.R) @ np.asarray(self.nu_true) + self.h + self.b if exact else np.asarray(self.mu_true)
-
-
-@dataclass(frozen=True)
-class BetaScan(_Saveable):
-    """Per-beta figures over the toys (nb = number of beta values).
-
-    ``variance``: sum_i U_ii on the reference data (Asimov), [nu/(MeV fission)]^2; ``variance_toys``:
-    sum_i var_toys(nu_hat_i); ``bias_B``: B on the reference data; ``bias_B_mean``: toy average of B;
-    ``bias_sq``: sum_i (mean_toys nu_hat_i - nu_true_i)^2; ``positive_fraction``: fraction of toys
-    with nu_hat > 0 in every bin."""
-
-    betas: np.ndarray
-    variance: np.ndarray
-    variance_toys: np.ndarray
-    bias_B: np.ndarray
-    bias_B_mean: np.ndarray
-    bias_sq: np.ndarray
-    positive_fraction: np.ndarray
-
-
-@dataclass(frozen=True)
-class UnfoldingResult(_Saveable):
-    """Unfolded flux at the chosen beta with bands; all fluxes in nu/(MeV fission) per bin.
-
-    ``nu_hat``: estimate on the observed data; ``sigma``: sqrt(diag U) on the observed data;
-    ``band68``/``band95`` (2, m): toy percentiles (16/84, 2.5/97.5) of nu_hat at ``beta``;
-    ``flux_unfolded_range``: [true, estimate, toy 95% upper bound] of sum_i nu_i dE_i [nu/fission]."""
-
-    scenario: str
-    nu_edges_MeV: np.ndarray
-    nu_true: np.ndarray
-    nu_hat: np.ndarray
-    sigma: np.ndarray
-    band68: np.ndarray
-    band95: np.ndarray
-    toy_median: np.ndarray
-    beta: float
-    beta_physical: float
-    beta_physical_toys: np.ndarray
-    beta_bias: float
-    flux_unfolded_range: np.ndarray
-    scan: BetaScan
-    n_toys: int
-    seed: int
-
-    def summary(self) -> dict:
-        """Scalars for summary.json."""
-        t, e, ub = (float(x) for x in self.flux_unfolded_range)
-        return {
-            "scenario": self.scenario, "beta": self.beta, "beta_physical": self.beta_physical,
-            "beta_physical_toys_median": float(np.median(self.beta_physical_toys)), "beta_bias": self.beta_bias,
-            "flux_unfolded_range_true": t, "flux_unfolded_range_estimate": e, "flux_unfolded_range_upper95": ub,
-            "upper95_over_true": ub / t, "n_toys": self.n_toys, "seed": self.seed,
-            "nu_edges_MeV": _jsonable(self.nu_edges_MeV), "nu_true": _jsonable(self.nu_true),
-            "nu_hat": _jsonable(self.nu_hat), "band68": _jsonable(self.band68), "band95": _jsonable(self.band95),
-        }
 
 
 # --------------------------------------------------------------------------- response matrix
