@@ -29,7 +29,6 @@ import numpy as np
 
 import cevnsjax as cj
 from cevnsjax import experiment as parameters
-from cevnsjax.analyses.dresden_ii import background_profile_objective
 from cevnsjax.experiment import predict
 from cevnsjax.io.spec import load_preset
 from cevnsjax.stats.scan import Grid, run_scan
@@ -58,17 +57,13 @@ def dresden_objective(dtype=np.float64):
 
 
 def dresden_split_objective():
-    """(signal, residuals, profile) for the fast profiled plane: ``signal(values)`` is the Z' signal
-    (computed once per grid point by ``run_scan(precompute=signal)``), ``residuals(values, signal)``
-    the normalised residuals of the Rx-ON rates and the a_M constraint (``hessian='gauss-newton'``):
-    the same chi^2 as :func:`dresden_objective`."""
-    signal, residuals = background_profile_objective(load_preset("dresden_ii"))
-    return signal, residuals, {f"bkg.dresden_ii.{k}": v for k, v in BKG.items()}
-
-
-#: the fast profiled plane's solver settings (Gauss-Newton converges linearly in the non-linear
-#: directions, so more iterations, stopped per batch once every point has converged)
-FAST = dict(hessian="gauss-newton", newton_iters=20, newton_tol=1e-7)
+    """(objective, profile) for the fast profiled plane: the ScanObjective of a JointModel on the
+    Dresden-II preset with the a_M constraint N(1, 0.03) (the chi^2 of :func:`dresden_objective`):
+    residuals with Gauss-Newton, the signal computed once per grid point since only background
+    parameters are profiled (what ``JointModel.scan`` and ``cevnsjax scan`` run)."""
+    model = cj.JointModel([cj.Analysis(load_preset("dresden_ii"), {"bkg.dresden_ii.a_M": cj.Normal(1.0, 0.03)})])
+    prof = {f"bkg.dresden_ii.{k}": v for k, v in BKG.items()}
+    return model.scan_objective(profile=list(prof)), prof
 
 
 def rss_mb():
@@ -159,9 +154,9 @@ def main():
     n = 48 if args.quick else args.plane
     print(f"\n-- profiled plane {n} x {n}: 7 background nuisances; signal precomputed per point, Gauss-Newton "
           "20 it. stopped at 1e-7 (coarse 12x12, 40 it.)")
-    signal, residuals, prof = dresden_split_objective()
+    fast, prof = dresden_split_objective()
     t0 = time.perf_counter()
-    r = run_scan(residuals, plane(n), profile=prof, precompute=signal, chunk_size=4096, progress=True, **FAST)
+    r = run_scan(fast, plane(n), profile=prof, chunk_size=4096, progress=True)
     wall = time.perf_counter() - t0
     print(f"  wall {wall:.1f} s (setup+coarse+compile {r.attrs['setup_seconds']:.1f} s), "
           f"{r.attrs['points_per_second']:,.0f} points/s, peak RSS {rss_mb():.0f} MB")
@@ -173,14 +168,15 @@ def main():
 
 def profiled_comparison(chi2, n):
     """The profiled plane in one run: the black-box chi^2 with the exact Hessian and 10 iterations
-    (the previous method: baseline) vs the signal precomputed per point + Gauss-Newton (FAST); both
+    (the previous method: baseline) vs :func:`dresden_split_objective` (signal precomputed per point,
+    Gauss-Newton with run_scan's defaults for it: 20 iterations stopped at 1e-7); both
     through the same engine (batches per device, shard_map)."""
-    signal, residuals, prof = dresden_split_objective()
+    fast, prof = dresden_split_objective()
     out = {}
-    for label, obj, kw in (("exact Hessian, black-box chi2, 10 it. (baseline)", chi2, {}),
-                           ("precomputed signal + Gauss-Newton", residuals, dict(precompute=signal, **FAST))):
+    for label, obj in (("exact Hessian, black-box chi2, 10 it. (baseline)", chi2),
+                       ("precomputed signal + Gauss-Newton, 20 it. stopped at 1e-7", fast)):
         t0 = time.perf_counter()
-        r = run_scan(obj, plane(n), profile=prof, chunk_size=4096, progress=False, **kw)
+        r = run_scan(obj, plane(n), profile=prof, chunk_size=4096, progress=False)
         wall = time.perf_counter() - t0
         ok = r.converged[r.delta_chi2 < 1e3].mean()
         print(f"  {n} x {n} profiled, {label}: wall {wall:.1f} s (setup {r.attrs['setup_seconds']:.1f} s), "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["K_LINDHARD", "K_PRIORS", "Q_RANGE", "BKG", "background_priors", "dresden_experiment", "build_model",
-           "q_link", "sampling_model", "sampling_init", "components", "background_profile_objective"]
+           "q_link", "sampling_model", "sampling_init", "components"]
 
 
 K_LINDHARD = 0.157
@@ -49,48 +49,6 @@ def dresden_experiment(quenching: dict | None = None):
     spec = load_spec("dresden_ii")
     spec["detector"]["quenching"] = dict(quenching or {"model": "modified_lindhard", "k": K_LINDHARD, "q": 0.0})
     return experiment_from_spec(spec)
-
-
-def background_profile_objective(experiment=None, a_M_sigma: float = 0.03):
-    """``(signal, residuals)`` for fast scans that profile only the background, e.g. the (m_Z', g_Z') plane::
-
-        signal, residuals = background_profile_objective()
-        run_scan(residuals, grid, profile={"bkg.dresden_ii.A": (20, 0, 1e3), ...}, precompute=signal,
-                 hessian="gauss-newton", newton_iters=20, newton_tol=1e-7)
-
-    ``signal(values)`` is the CEvNS (+ new physics) prediction per bin, computed once per grid point from
-    the grid and fixed values; ``residuals(values, signal)`` the normalised residuals of the Rx-ON rates,
-    (y - signal - background) / sigma, and of the a_M constraint, (a_M - 1) / ``a_M_sigma``: sum of squares =
-    the Gaussian chi^2 of the published analysis (the flat background priors of :func:`background_priors`
-    add nothing inside their bounds). ``experiment``: default :func:`dresden_experiment`. Profiling a
-    parameter that changes the signal (q, k, ...) is refused: the precomputed signal would not follow it.
-    """
-    import jax.numpy as jnp
-
-    from cevnsjax import experiment as ex_api
-
-    exp = dresden_experiment() if experiment is None else experiment
-    prep, th0 = exp.prepare(), exp.defaults
-    y, err = jnp.asarray(exp.observed.values), jnp.asarray(exp.observed.errors)
-    comp = prep.kernels.component_names
-    seen = {}
-
-    def signal(values):
-        seen["keys"] = set(values)  # traced before residuals: the grid and fixed names
-        return ex_api.predict(ex_api.apply(th0, values, comp), prep).signal
-
-    def residuals(values, sig):
-        profiled = sorted(set(values) - seen.get("keys", set()))
-        bad = [k for k in profiled if not k.startswith(BKG)]
-        if bad:
-            raise ValueError(f"background_profile_objective: {bad} would be profiled but change the signal, which is "
-                             f"computed once per grid point; profile only background parameters ('{BKG}*') here, or "
-                             "scan the black-box chi^2 (JointModel.scan / run_scan without precompute)")
-        bkg = ex_api.predict(ex_api.apply(th0, values, comp), prep).background
-        a_M = values.get(BKG + "a_M", th0.background("dresden_ii").a_M)
-        return jnp.concatenate([(y - sig - bkg) / err, jnp.atleast_1d((a_M - 1.0) / a_M_sigma)])
-
-    return signal, residuals
 
 
 def build_model(k_prior: str | None = None, experiment=None, extra_priors: dict | None = None, free_q: bool = True):
